@@ -26,9 +26,7 @@ class _Refused(Exception):
 def has_operator(value: Any) -> bool:
     """True if ``value`` holds, at any depth, a dict key starting with ``$``."""
     if isinstance(value, dict):
-        return any(
-            (isinstance(k, str) and k.startswith("$")) or has_operator(v) for k, v in value.items()
-        )
+        return any((isinstance(k, str) and k.startswith("$")) or has_operator(v) for k, v in value.items())
     if isinstance(value, list):
         return any(has_operator(item) for item in value)
     return False

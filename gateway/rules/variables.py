@@ -52,9 +52,7 @@ _MAX_INDEX = 1_000_000
 
 def looks_like_ref(value: object) -> bool:
     """True for strings that name a variable. Such strings are never used as literals."""
-    return isinstance(value, str) and (
-        value == "args" or value.startswith(("args.", "args[", "utils."))
-    )
+    return isinstance(value, str) and (value == "args" or value.startswith(("args.", "args[", "utils.")))
 
 
 def _check_name(name: str, text: str) -> str:
