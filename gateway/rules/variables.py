@@ -43,7 +43,7 @@ class Exists:
 Segment: TypeAlias = str | int | Path
 Ref: TypeAlias = Path | Exists
 
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_NAME = re.compile(r"[A-Za-z0-9_$-]+")
 _INT = re.compile(r"[0-9]+")
 _QUOTED = re.compile(r"'([^'\\]*)'|\"([^\"\\]*)\"")
 _EXISTS = "utils.exists("

@@ -30,7 +30,7 @@ class FakeContext:
         return self.result
 
 
-def match(eval_: str, type_: str, f1: Any, f2: Any) -> dict[str, Any]:
+def match(eval_: Any, type_: Any, f1: Any, f2: Any) -> dict[str, Any]:
     return {"rule": "match", "eval": eval_, "type": type_, "f1": f1, "f2": f2}
 
 

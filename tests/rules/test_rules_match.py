@@ -39,10 +39,7 @@ def _pick(kind: str, which: Any) -> Any:
 
 
 SUPPORTED = [
-    (kind, op, left, right, expected)
-    for kind, ops in OPS.items()
-    for op in ops
-    for left, right, expected in CASES[op]
+    (kind, op, left, right, expected) for kind, ops in OPS.items() for op in ops for left, right, expected in CASES[op]
 ]
 UNSUPPORTED = [(kind, op) for kind in OPS for op in ALL_OPS if op not in OPS[kind]]
 

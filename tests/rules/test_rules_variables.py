@@ -19,6 +19,7 @@ ARGS: dict[str, Any] = {
     "auth": {"id": "u1", "groups": ["g1", "g2"]},
     "doc": {"u1": {"title": "mine"}, "tags": ["a", "b"], "nothing": None, "n": 0},
     "find": {"key": "u1", "idx": 1, "dunder": "__class__", "flag": True},
+    "update": {"$set": {"title": "t"}},
 }
 
 
@@ -36,6 +37,7 @@ ARGS: dict[str, Any] = {
         ("args.doc['u1'].title", "mine"),
         ('args.doc["u1"]', {"title": "mine"}),
         ("args.auth.groups", ["g1", "g2"]),
+        ("args.update.$set.title", "t"),
         ("args.doc.nothing", None),
         ("args.doc.n", 0),
         ("args.auth.missing", MISSING),
@@ -94,9 +96,7 @@ def test_malformed_references_are_errors_not_literals(text: str) -> None:
         operand(text, ARGS)
 
 
-@pytest.mark.parametrize(
-    "value", ["u1", "admin", "argsx", "Args.auth.id", " args.auth.id", "", 5, None, True, [1]]
-)
+@pytest.mark.parametrize("value", ["u1", "admin", "argsx", "Args.auth.id", " args.auth.id", "", 5, None, True, [1]])
 def test_non_references_are_literals(value: Any) -> None:
     assert not looks_like_ref(value)
     assert operand(value, ARGS) == value
