@@ -148,7 +148,7 @@ def valid_auth(auth: Any) -> bool:
 
 async def _run(rule: Any, args: dict[str, Any], frame: Frame) -> Outcome:
     if frame.depth > frame.max_depth:
-        raise RuleError(f"Auth: Rule is nested deeper than {frame.max_depth} levels", frame.prefix + "…")
+        raise RuleError(f"Auth: Rule is nested deeper than {frame.max_depth} levels", frame.prefix + "...")
     if not isinstance(rule, dict):
         raise RuleError(f"{INVALID_RULE}: a rule must be an object", frame.prefix + type(rule).__name__)
     name = rule.get("rule")

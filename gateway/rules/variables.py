@@ -172,16 +172,3 @@ def operand(value: Any, args: dict[str, Any]) -> Any:
     if looks_like_ref(value):
         return resolve(parse(value), args)
     return value
-
-
-def render_path(path: Path) -> str:
-    """Canonical text of a path (for explain messages)."""
-    out = "args"
-    for segment in path.segments:
-        if isinstance(segment, Path):
-            out += f"[{render_path(segment)}]"
-        elif isinstance(segment, int):
-            out += f"[{segment}]"
-        else:
-            out += f".{segment}"
-    return out

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rules_fakes import USER, FakeContext, match, state
 
 from gateway.rules import Decision, evaluate
+from tests.rules.rules_fakes import USER, FakeContext, match, state
 
 OWNER = match("==", "string", "args.auth.id", "args.find.userId")
 NOT_OWNER_MSG = "Auth: The two fields do not match"
@@ -19,7 +19,9 @@ async def test_no_rule_is_401() -> None:
 
 
 async def test_allow_needs_no_auth() -> None:
-    assert await evaluate({"rule": "allow"}, {"auth": None}, FakeContext()) == Decision(True, 200, "", ["allow"])
+    assert await evaluate({"rule": "allow"}, {"auth": None}, FakeContext()) == Decision(
+        True, 200, "", ["allow"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -158,9 +160,13 @@ async def test_func_gets_params_without_auth_and_token() -> None:
     assert ctx.calls == [("acl", "check", {"op": "read", "find": {"a": 1}}, USER)]
 
 
-@pytest.mark.parametrize("result", [{"ack": False}, {"ack": 1}, {"ack": "true"}, {"ok": True}, [True], True, "ack"])
+@pytest.mark.parametrize(
+    "result", [{"ack": False}, {"ack": 1}, {"ack": "true"}, {"ok": True}, [True], True, "ack"]
+)
 async def test_func_needs_ack_true(result: Any) -> None:
-    decision = await evaluate({"rule": "func", "service": "s", "func": "f"}, state(), FakeContext(result=result))
+    decision = await evaluate(
+        {"rule": "func", "service": "s", "func": "f"}, state(), FakeContext(result=result)
+    )
     assert (decision.allowed, decision.status) == (False, 403)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rules_fakes import FakeContext, match, state
 
 from gateway.rules import evaluate, validate_rule
 from gateway.rules.match import ALL_OPS, OPS
+from tests.rules.rules_fakes import FakeContext, match, state
 
 # (low, high) per type: low < high where ordering exists
 VALUES: dict[str, tuple[Any, Any]] = {
@@ -39,7 +39,10 @@ def _pick(kind: str, which: Any) -> Any:
 
 
 SUPPORTED = [
-    (kind, op, left, right, expected) for kind, ops in OPS.items() for op in ops for left, right, expected in CASES[op]
+    (kind, op, left, right, expected)
+    for kind, ops in OPS.items()
+    for op in ops
+    for left, right, expected in CASES[op]
 ]
 UNSUPPORTED = [(kind, op) for kind in OPS for op in ALL_OPS if op not in OPS[kind]]
 

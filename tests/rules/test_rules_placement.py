@@ -42,7 +42,9 @@ def test_crud_rule(col: str, op: str, expected: dict[str, Any] | None) -> None:
     assert crud_rule(CRUD, col, op) == expected
 
 
-@pytest.mark.parametrize("config", [{}, {"collections": None}, {"collections": {"todos": {}}}, {"collections": []}])
+@pytest.mark.parametrize(
+    "config", [{}, {"collections": None}, {"collections": {"todos": {}}}, {"collections": []}]
+)
 def test_crud_rule_without_default_is_none(config: dict[str, Any]) -> None:
     assert crud_rule(config, "other", "read") is None
 
@@ -91,7 +93,13 @@ V10: dict[str, Any] = {
 
 @pytest.mark.parametrize(
     ("service", "func", "expected"),
-    [("echo", "say", AUTH), ("echo", "other", None), ("x", "say", None), ("x", "default", None), ("odd", "f", None)],
+    [
+        ("echo", "say", AUTH),
+        ("echo", "other", None),
+        ("x", "say", None),
+        ("x", "default", None),
+        ("odd", "f", None),
+    ],
 )
 def test_function_rule_v10_has_no_default(service: str, func: str, expected: dict[str, Any] | None) -> None:
     assert function_rule(V10, service, func) == expected

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rules_fakes import match
 
 from gateway.rules import validate_rule
+from tests.rules.rules_fakes import match
 
 VALID: list[Any] = [
     None,
@@ -58,11 +58,17 @@ def test_valid_rules(rule: Any) -> None:
         ({"rule": "and"}, "rule: 'and' needs a non-empty 'clauses' list"),
         ({"rule": "or", "clauses": []}, "'or' needs a non-empty 'clauses' list"),
         ({"rule": "or", "clauses": {"rule": "allow"}}, "'or' needs a non-empty 'clauses' list"),
-        ({"rule": "and", "clauses": [{"rule": "allow"}, {"rule": "nope"}]}, "rule.and[1]: unknown rule type 'nope'"),
+        (
+            {"rule": "and", "clauses": [{"rule": "allow"}, {"rule": "nope"}]},
+            "rule.and[1]: unknown rule type 'nope'",
+        ),
         ({"rule": "query", "col": "c", "find": {}}, "rule: 'db' must be a non-empty string"),
         ({"rule": "query", "db": "mongo", "col": "", "find": {}}, "'col' must be a non-empty string"),
         ({"rule": "query", "db": "mongo", "col": "c"}, "query needs a 'find' object"),
-        ({"rule": "query", "db": "m", "col": "c", "find": {"a": {"$in": ["args.x["]}}}, "rule.find.a.$in[0]:"),
+        (
+            {"rule": "query", "db": "m", "col": "c", "find": {"a": {"$in": ["args.x["]}}},
+            "rule.find.a.$in[0]:",
+        ),
         ({"rule": "func", "service": "s"}, "'func' must be a non-empty string"),
         ({"rule": "force", "field": "doc.x", "value": 1}, "must be a variable path starting with 'args.'"),
         ({"rule": "force", "field": "args.auth.id", "value": "admin"}, "under args.auth"),
@@ -71,7 +77,10 @@ def test_valid_rules(rule: Any) -> None:
         ({"rule": "force", "field": "args", "value": 1}, "must name a field inside args"),
         ({"rule": "force", "field": "args.doc.x"}, "force needs a 'value'"),
         ({"rule": "remove", "fields": "args.doc.x"}, "remove needs a non-empty 'fields' list"),
-        ({"rule": "remove", "fields": ["args.doc.x", "args.auth"]}, "rule.fields[1]: field 'args.auth' is under"),
+        (
+            {"rule": "remove", "fields": ["args.doc.x", "args.auth"]},
+            "rule.fields[1]: field 'args.auth' is under",
+        ),
     ],
 )
 def test_problems(rule: Any, problem: str) -> None:

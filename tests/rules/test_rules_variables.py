@@ -96,7 +96,9 @@ def test_malformed_references_are_errors_not_literals(text: str) -> None:
         operand(text, ARGS)
 
 
-@pytest.mark.parametrize("value", ["u1", "admin", "argsx", "Args.auth.id", " args.auth.id", "", 5, None, True, [1]])
+@pytest.mark.parametrize(
+    "value", ["u1", "admin", "argsx", "Args.auth.id", " args.auth.id", "", 5, None, True, [1]]
+)
 def test_non_references_are_literals(value: Any) -> None:
     assert not looks_like_ref(value)
     assert operand(value, ARGS) == value
