@@ -1,0 +1,54 @@
+"""The FastAPI part of the gateway: everything that is not a hot path."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.http import error_response
+from mesh import subjects
+from mesh.discovery import list_services
+from mesh.errors import MeshError
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+
+def build_api(gw: Gateway) -> FastAPI:
+    app = FastAPI(title="space-cloud", docs_url="/v1/api/docs", openapi_url="/v1/api/openapi.json", redoc_url=None)
+
+    @app.exception_handler(MeshError)
+    async def mesh_error(_request: Request, exc: MeshError) -> ORJSONResponse:
+        status, _ = error_response(exc)
+        return ORJSONResponse({"error": exc.message}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return ORJSONResponse({"error": f"invalid request: {where}: {first.get('msg', 'invalid')}"}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        message = "not found" if exc.status_code == 404 else str(exc.detail)
+        return ORJSONResponse({"error": message}, status_code=exc.status_code)
+
+    @app.get("/v1/api/health")
+    async def health() -> dict[str, Any]:
+        return {"ok": True, "nats": gw.nc.is_connected}
+
+    @app.get("/v1/api/config/env")
+    async def env() -> dict[str, Any]:
+        return {"isProd": not gw.settings.dev}
+
+    @app.get("/v1/api/{project}/services")
+    async def services(project: str) -> dict[str, Any]:
+        """Services of the project with their functions and live instances (NATS micro discovery)."""
+        gw.project(subjects.check_name("project", project))
+        return {"services": await list_services(gw.nc, project)}
+
+    return app

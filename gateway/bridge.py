@@ -1,0 +1,138 @@
+"""Services registered over the WebSocket (`service-register`), bridged into the NATS mesh.
+
+Each registration is its own micro-service instance in the service's queue group, so a Node
+service on a socket and a Python instance share calls, and discovery lists both. Calls are
+pushed as `service-request` frames and answered by `service-request` replies matched on
+`data.id`. When the socket closes its instances leave the mesh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from gateway.rules import evaluate
+from gateway.security import RuleContext, claims_for
+from gateway.ws import Client
+from mesh import subjects
+from mesh.errors import Forbidden, InternalError, ServiceUnavailable, Timeout
+from mesh.service import Auth, FunctionService
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+log = logging.getLogger("space_cloud.bridge")
+
+
+def register_rule(functions: dict[str, Any], service: str) -> dict[str, Any] | None:
+    """`functions.services.<svc>.register`, then `functions.services.default.register`."""
+    services = functions.get("services") or {}
+    for name in (service, "default"):
+        spec = services.get(name)
+        if isinstance(spec, dict) and isinstance(spec.get("register"), dict):
+            rule: dict[str, Any] = spec["register"]
+            return rule
+    return None
+
+
+class SocketService:
+    """One service registered by one socket."""
+
+    def __init__(self, gw: Gateway, client: Client, project: str, name: str) -> None:
+        self.gw = gw
+        self.client = client
+        self.project = project
+        self.name = name
+        self.pending: dict[str, asyncio.Future[Any]] = {}
+        self.runtime = FunctionService(
+            gw.nc,
+            project=project,
+            name=name,
+            any_function=self.invoke,
+            max_concurrency=gw.settings.socket_service_concurrency,
+            metadata={"kind": "websocket"},
+        )
+
+    async def invoke(self, func: str, params: Any, auth: Auth) -> Any:
+        if self.client.closed:
+            raise ServiceUnavailable(f"service {self.name!r} instance disconnected")
+        call_id = uuid.uuid4().hex
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[call_id] = fut
+        self.client.push(
+            "service-request",
+            {"id": call_id, "auth": auth or {}, "params": params, "service": self.name, "func": func, "error": ""},
+        )
+        try:
+            return await asyncio.wait_for(fut, self.gw.config.max_function_timeout)
+        except TimeoutError:
+            raise Timeout(f"service {self.name!r} did not answer") from None
+        finally:
+            self.pending.pop(call_id, None)
+
+    def answer(self, call_id: str, data: dict[str, Any]) -> bool:
+        fut = self.pending.get(call_id)
+        if fut is None or fut.done():
+            return False
+        error = data.get("error")
+        if error:
+            fut.set_exception(InternalError(str(error)))
+        else:
+            fut.set_result(data.get("params"))
+        return True
+
+    async def stop(self) -> None:
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(ServiceUnavailable(f"service {self.name!r} instance disconnected"))
+        await self.runtime.stop(drain_timeout=0.1)
+
+
+class Bridge:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self._by_client: dict[str, dict[str, SocketService]] = {}
+
+    async def on_register(self, client: Client, req_id: str, data: dict[str, Any]) -> None:
+        project_id = client.project_of(data)
+        project = self.gw.project(project_id)
+        service = data.get("service")
+        subjects.check_name("service", service if isinstance(service, str) else "")
+        assert isinstance(service, str)
+        token = data.get("token") if isinstance(data.get("token"), str) else None
+        claims = claims_for(project, token)
+        rule = register_rule(project.functions, service)
+        args = {"auth": claims, "token": token, "service": service}
+        decision = await evaluate(rule, args, RuleContext(self.gw, project.id))
+        if not decision.allowed:
+            raise Forbidden(
+                f"registering service {service!r} is not allowed: {decision.message}"
+                f" (rule: modules.functions.services.{service}.register)"
+            )
+        mine = self._by_client.setdefault(client.id, {})
+        if service not in mine:
+            svc = SocketService(self.gw, client, project.id, service)
+            await svc.runtime.start()
+            mine[service] = svc
+            log.info("service %s registered over websocket %s", service, client.id)
+        client.reply(req_id, "service-register", {"ack": True})
+
+    async def on_reply(self, client: Client, req_id: str, data: dict[str, Any]) -> None:
+        call_id = data.get("id")
+        if not isinstance(call_id, str):
+            return
+        for svc in self._by_client.get(client.id, {}).values():
+            if svc.answer(call_id, data):
+                return
+
+    async def on_close(self, client: Client) -> None:
+        for svc in self._by_client.pop(client.id, {}).values():
+            await svc.stop()
+
+    async def stop(self) -> None:
+        for services in list(self._by_client.values()):
+            for svc in services.values():
+                await svc.stop()
+        self._by_client.clear()

@@ -1,0 +1,128 @@
+"""The `space-cloud` command: run, worker, init."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gateway.config import Config, ConfigError, dev_config, load
+
+STARTER = """\
+# space-cloud config (Space Cloud v0.10-v0.12 shape). Values written as $NAME come from the environment.
+projects:
+  - id: myproject                 # the <project> in /v1/api/<project>/...
+    name: My project
+    secret: $SC_SECRET            # signs user tokens (HS256); at least 8 characters
+    modules:
+      crud:
+        sqlite:                   # the alias in /crud/<alias>/...; also: mongo, sql-postgres, sql-mysql
+          type: sqlite            # mongo | postgres | mysql | sqlite
+          conn: app.db            # postgresql://user@host/db, mysql://root@host/db, mongodb://host/db
+          collections:
+            todos:
+              isRealtimeEnabled: true
+              rules:              # no rule = deny
+                create: {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.doc.userId}
+                read:   {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.find.userId}
+                update: {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.find.userId}
+                delete: {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.find.userId}
+            users:                # email sign-up/sign-in keep their users here
+              rules:
+                read: {rule: authenticated}
+      auth:
+        email: {enabled: true}
+        tokenTTL: 604800          # seconds a user token stays valid
+      functions:
+        enabled: true
+        services:
+          default:
+            functions:
+              default: {rule: {rule: authenticated}}
+            register: {rule: deny}   # who may register a service over the WebSocket
+admin:
+  users:
+    - user: admin
+      pass: $ADMIN_PASS
+  secret: $ADMIN_SECRET
+gateway:
+  maxBodyBytes: 1048576
+"""
+
+
+def _load(path: str | None) -> Config:
+    home = os.environ.get("SPACE_CLOUD_HOME")
+    return load(path) if path else dev_config(home=Path(home) if home else None)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="space-cloud",
+        description="Realtime data access layer and function mesh over NATS (Space Cloud compatible).",
+    )
+    p.add_argument("--version", action="version", version="space-cloud 0.1.0")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the gateway (with an embedded NATS and db worker by default)",
+                         description="Start the gateway. With no --nats, an embedded nats-server starts on a free "
+                         "loopback port; with no --config, a development config on ./space-cloud.db serves.")
+    run.add_argument("--port", type=int, default=4122, help="HTTP/WebSocket port (default 4122)")
+    run.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    run.add_argument("--nats", metavar="URL", help="use this NATS (or comma-separated cluster URLs) instead of "
+                     "starting one")
+    run.add_argument("--nats-listen", default="127.0.0.1", metavar="ADDR",
+                     help="address the embedded NATS listens on (default 127.0.0.1)")
+    run.add_argument("--config", metavar="FILE", help="Space Cloud-shaped YAML or JSON config")
+    run.add_argument("--dev", action="store_true", help="relax admin/config-API auth (never in production)")
+    run.add_argument("--no-worker", action="store_true", help="do not run a db worker in this process")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    worker = sub.add_parser("worker", help="run a db worker alone (several may run; NATS balances them)")
+    worker.add_argument("--nats", metavar="URL", required=True, help="the NATS the gateways use")
+    worker.add_argument("--config", metavar="FILE", help="the same config the gateways use")
+    worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    init = sub.add_parser("init", help="write a commented starter config")
+    init.add_argument("--out", default="config.yaml", help="file to write (default config.yaml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    if args.command == "init":
+        out = Path(args.out)
+        if out.exists() and not args.force:
+            print(f"{out} exists; use --force to overwrite", file=sys.stderr)
+            return 1
+        out.write_text(STARTER)
+        print(f"wrote {out}: set SC_SECRET, ADMIN_PASS and ADMIN_SECRET, then `space-cloud run --config {out}`")
+        return 0
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = _load(args.config)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "run":
+        from gateway.runner import RunOptions, serve
+
+        opts = RunOptions(host=args.host, port=args.port, nats_url=args.nats, nats_listen=args.nats_listen,
+                          worker=not args.no_worker, dev=args.dev, log_level=args.log_level,
+                          state_home=os.environ.get("SPACE_CLOUD_HOME"))
+        asyncio.run(serve(config, opts))
+        return 0
+    from mesh.worker import run_worker
+
+    asyncio.run(run_worker(args.nats, config.databases()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

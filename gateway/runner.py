@@ -1,0 +1,119 @@
+"""`space-cloud run`: embedded NATS (unless --nats), the db worker, and the gateway; clean stop on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from gateway.config import Config
+from gateway.server import Gateway, Settings, build_app
+from mesh import devstate
+from mesh.natsd import EmbeddedNats
+
+log = logging.getLogger("space_cloud")
+
+
+@dataclass
+class RunOptions:
+    host: str = "0.0.0.0"
+    port: int = 4122
+    nats_url: str | None = None
+    nats_listen: str = "127.0.0.1"
+    worker: bool = True
+    dev: bool = False
+    log_level: str = "info"
+    state_home: str | None = None
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runner decides how to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _advertised(url: str, listen: str) -> str:
+    if listen in ("127.0.0.1", "localhost", "::1"):
+        return url
+    host = socket.gethostname()
+    return url.replace(listen, host, 1)
+
+
+async def serve(config: Config, opts: RunOptions) -> None:
+    embedded: EmbeddedNats | None = None
+    nats_url = opts.nats_url
+    if not nats_url:
+        embedded = EmbeddedNats(host=opts.nats_listen)
+        nats_url = await embedded.astart()
+    worker = None
+    try:
+        if opts.worker:
+            from mesh.worker import DbWorker
+
+            worker = DbWorker(nats_url, databases=config.databases())
+            await worker.start()
+        gw = Gateway(config, nats_url=nats_url, settings=Settings(dev=opts.dev))
+        server = _Server(
+            uvicorn.Config(
+                build_app(gw),
+                host=opts.host,
+                port=opts.port,
+                log_level=opts.log_level,
+                lifespan="on",
+                timeout_graceful_shutdown=5,
+                ws_max_size=config.max_body_bytes,
+            )
+        )
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if server.should_exit:
+                server.force_exit = True
+            server.should_exit = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        main = asyncio.create_task(server.serve())
+        while not server.started and not main.done():  # noqa: ASYNC110 (uvicorn exposes no event)
+            await asyncio.sleep(0.05)
+        if server.started:
+            gc.collect()
+            gc.freeze()
+            if embedded is not None:
+                devstate.write(
+                    {"nats_url": nats_url, "project": next(iter(config.projects)), "port": opts.port},
+                    home=opts.state_home,
+                )
+            _banner(config, opts, nats_url, embedded is not None)
+        await main
+    finally:
+        if worker is not None:
+            await worker.stop()
+        if embedded is not None:
+            devstate.remove(home=opts.state_home)
+            await embedded.astop()
+        log.info("stopped")
+
+
+def _banner(config: Config, opts: RunOptions, nats_url: str, embedded: bool) -> None:
+    shown = "localhost" if opts.host in ("0.0.0.0", "::") else opts.host
+    lines = [f"space-cloud gateway on http://{shown}:{opts.port}  (projects: {', '.join(config.projects)})"]
+    if embedded:
+        lines.append(f"embedded NATS: {_advertised(nats_url, opts.nats_listen)}")
+        if opts.nats_listen == "127.0.0.1":
+            lines.append("  services on this machine find it by themselves; other machines: --nats-listen 0.0.0.0")
+    else:
+        lines.append(f"NATS: {nats_url}")
+    if config.is_dev_default:
+        lines.append("development config (no --config): every request is allowed; data in ./space-cloud.db")
+    for line in lines:
+        print(line, flush=True)

@@ -1,0 +1,1 @@
+"""What every process shares to speak over NATS: subjects, codec, errors, requests, services."""
