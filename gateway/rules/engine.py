@@ -177,6 +177,8 @@ async def evaluate(
         outcome = await _run(rule, args, frame)
     except RuleError as exc:
         return Decision(False, 403, exc.message, [exc.where])
+    except RecursionError:  # absurdly nested request data (copy / operator scan): fail closed
+        return Decision(False, 403, "Auth: The request is nested too deeply", ["(request)"])
     if outcome.ok:
         return Decision(True, 200, "", list(outcome.explain))
     return Decision(False, 403, outcome.message, list(outcome.explain))

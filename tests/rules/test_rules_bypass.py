@@ -160,3 +160,15 @@ async def test_default_fallback_rules_still_apply() -> None:
 async def test_query_exception_and_falsy_results_deny() -> None:
     for ctx in (FakeContext(found=False), FakeContext(error=ConnectionError())):
         assert not (await evaluate(MEMBER_QUERY, state(find={"userId": "u1"}), ctx)).allowed
+
+
+async def test_absurdly_nested_request_data_fails_closed() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(5000):
+        node["a"] = {}
+        node = node["a"]
+    ctx = FakeContext()
+    decision = await evaluate(MEMBER_QUERY, state(find={"userId": deep}), ctx)
+    assert (decision.allowed, decision.status) == (False, 403)
+    assert ctx.queries == []
