@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ import yaml
 
 from mesh.subjects import NAME_RE
 from mesh.worker_spec import DatabaseSpec
+
+log = logging.getLogger("space_cloud.config")
 
 DB_TYPES = {
     "mongo": "mongo",
@@ -137,6 +140,8 @@ def _project(raw: Any, where: str, env: dict[str, str], base: Path) -> ProjectCo
     secret = _env(raw.get("secret"), f"{where}.secret", env)
     if not isinstance(secret, str) or len(secret) < 8:
         raise ConfigError(f"{where}.secret: a secret of at least 8 characters is required (it signs user tokens)")
+    if len(secret.encode()) < 32:
+        log.warning("%s.secret is shorter than 32 bytes: use a longer random secret for HS256", where)
     modules = raw.get("modules") or {}
     if not isinstance(modules, dict):
         raise ConfigError(f"{where}.modules: must be a mapping")

@@ -6,11 +6,16 @@ Every token failure is one opaque 401, so a caller learns nothing about why a fo
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import jwt
+from jwt.warnings import InsecureKeyLengthWarning
 
 from mesh.errors import Unauthorized
+
+# Short secrets are reported once, at config load (gateway.config), not on every token.
+warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
 ALGORITHM = "HS256"
 INVALID = "Auth: invalid or expired token"

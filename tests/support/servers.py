@@ -16,7 +16,7 @@ from gateway.config import Config, parse
 from gateway.runner import _Server
 from gateway.server import Gateway, Settings, build_app
 
-SECRET = "test-secret-0123456789"
+SECRET = "test-secret-0123456789-0123456789-abcdef"
 
 
 def free_port() -> int:
