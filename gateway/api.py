@@ -51,4 +51,9 @@ def build_api(gw: Gateway) -> FastAPI:
         gw.project(subjects.check_name("project", project))
         return {"services": await list_services(gw.nc, project)}
 
+    from gateway.admin import add_routes as add_admin_routes
+    from gateway.users import add_routes as add_user_routes
+
+    add_user_routes(app, gw)
+    add_admin_routes(app, gw)
     return app

@@ -62,6 +62,11 @@ async def serve(config: Config, opts: RunOptions) -> None:
             worker = DbWorker(nats_url, databases=config.databases())
             await worker.start()
         gw = Gateway(config, nats_url=nats_url, settings=Settings(dev=opts.dev))
+        if worker is not None:
+            in_process = worker
+            gw.config_listeners.append(lambda cfg: in_process.update(cfg.databases()))
+        if opts.dev:
+            log.warning("--dev: the config API and Mission Control need no admin login; never use this in production")
         server = _Server(
             uvicorn.Config(
                 build_app(gw),

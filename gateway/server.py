@@ -7,6 +7,7 @@ Hot routes (function calls, CRUD) are matched by hand and served by lean handler
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.websockets import WebSocket
 
 from gateway.bridge import Bridge
 from gateway.config import Config, ProjectConfig
+from gateway.crud import handle_crud
 from gateway.functions import handle_call
 from gateway.http import CORSMiddleware, Receive, Scope, Send, send_error
 from gateway.ws import Client, CloseHook, Handler
@@ -49,6 +51,7 @@ class Gateway:
         }
         self.ws_close_hooks: list[CloseHook] = [self.bridge.on_close]
         self.clients: dict[str, Client] = {}
+        self.config_listeners: list[Callable[[Config], None]] = []
 
     @property
     def nc(self) -> Nats:
@@ -76,6 +79,13 @@ class Gateway:
             except Exception:
                 await nc.close()
 
+    def apply_config(self, config: Config) -> None:
+        """Swap in a new (validated) config without a restart; listeners (the in-process worker) follow."""
+        config.admin = self.config.admin
+        self.config = config
+        for listener in self.config_listeners:
+            listener(config)
+
     def project(self, project_id: str) -> ProjectConfig:
         project = self.config.project(project_id)
         if project is None:
@@ -94,8 +104,10 @@ class Gateway:
         return unpack(data)
 
     async def db_request(self, project: str, alias: str, op: str, body: dict[str, Any]) -> Any:
+        """A request to the db workers (queue group `sc.db`); their errors come back as `MeshError`s."""
+        envelope = {"params": {**body, "project": project, "alias": alias}}
         data = await self.requester.request(
-            subjects.db(project, alias, op), pack(body), self.settings.db_timeout, what=f"database {alias!r}"
+            subjects.db(project, alias, op), pack(envelope), self.settings.db_timeout, what="the db worker"
         )
         return unpack(data)
 
@@ -122,12 +134,20 @@ class GatewayApp:
         if kind == "http":
             if scope["method"] == "POST":
                 parts = scope["path"].split("/")
-                if len(parts) == 7 and parts[1] == "v1" and parts[2] == "api" and parts[4] == "functions":
-                    try:
-                        await handle_call(self.gw, scope, receive, send, parts[3], parts[5], parts[6])
-                    except Exception as exc:
-                        await send_error(send, exc)
-                    return
+                if len(parts) >= 7 and parts[1] == "v1" and parts[2] == "api":
+                    section = parts[4]
+                    if section == "functions" and len(parts) == 7:
+                        try:
+                            await handle_call(self.gw, scope, receive, send, parts[3], parts[5], parts[6])
+                        except Exception as exc:
+                            await send_error(send, exc)
+                        return
+                    if section == "crud" and len(parts) in (7, 8):
+                        try:
+                            await handle_crud(self.gw, scope, receive, send, parts)
+                        except Exception as exc:
+                            await send_error(send, exc)
+                        return
             await self.api(scope, receive, send)
         elif kind == "websocket":
             parts = scope["path"].rstrip("/").split("/")

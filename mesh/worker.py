@@ -63,6 +63,7 @@ class DbWorker:
         self._max_concurrency = max_concurrency
         self._nc: Client | None = None
         self._service: FunctionService | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._nc = await connect(self._url, name="space-cloud-worker")
@@ -93,6 +94,17 @@ class DbWorker:
                 await nc.drain()
             except Exception:
                 await nc.close()
+
+    def update(self, databases: list[DatabaseSpec]) -> None:
+        """New config: databases whose spec changed are reconnected on next use."""
+        specs = {(d.project, d.alias): d for d in databases}
+        for key in list(self._adapters):
+            if specs.get(key) != self._specs.get(key):
+                adapter = self._adapters.pop(key)
+                task = asyncio.get_running_loop().create_task(adapter.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+        self._specs = specs
 
     async def _adapter(self, project: str, alias: str) -> Adapter:
         adapter = self._adapters.get((project, alias))
@@ -136,6 +148,8 @@ class DbWorker:
         if op == "create":
             doc = req.get("doc")
             docs = doc if isinstance(doc, list) else [doc]
+            if not all(isinstance(d, dict) for d in docs):
+                raise BadRequest("`doc` must be an object (op one) or a list of objects (op all)")
             changes = await adapter.create(col, docs)
             await self._publish(project, alias, [(col, c) for c in changes])
             return {}

@@ -131,7 +131,7 @@ async def test_rules_authenticated_deny_and_default_deny(http: httpx.AsyncClient
     "not-a-jwt",
     jwt.encode({"id": "u1"}, "another-secret-key-0123456789-0123456789", algorithm="HS256"),
     jwt.encode({"id": "u1", "exp": int(time.time()) - 10}, SECRET, algorithm="HS256"),
-    jwt.encode({"id": "u1"}, None, algorithm="none"),
+    jwt.encode({"id": "u1"}, "", algorithm="none"),
 ])
 async def test_forged_tokens_are_refused(http: httpx.AsyncClient, project: str, calc: Mesh, bad: str) -> None:
     r = await http.post(f"/v1/api/{project}/functions/calc/secret", json={"params": {}},
