@@ -1,0 +1,114 @@
+"""`bench/run`: measure every part side by side in one run and write docs/benchmarks.md + docs/bench-*.png."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import asdict
+
+from bench import report
+from bench.core import BENCH, DOCS, BenchError, Context, Procs, Section, machine_info
+
+PARTS = {
+    "functions": "bench.functions",
+    "mesh": "bench.meshcalls",
+    "crud": "bench.crud",
+    "realtime": "bench.realtime",
+}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="a smoke run: 1 run of 2 s per case")
+    p.add_argument("--runs", type=int, help="runs of each case (default 3; --quick: 1)")
+    p.add_argument("--duration", type=float, help="seconds per measured run (default 8; --quick: 2)")
+    p.add_argument("--only", help=f"comma-separated parts among {', '.join(PARTS)} (default: all)")
+    p.add_argument("--concurrency", help="comma-separated client counts for parts 1-2 (default 1,16,64)")
+    p.add_argument("--docs", action="store_true",
+                   help="with --quick: write docs/ anyway (a quick run writes its report to bench/results/)")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of measuring: py-spy profile of the gateway under load (bench/profile.py)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(argv)
+    if a.profile:
+        from bench import profile
+
+        return profile.main([])
+    runs = a.runs or (1 if a.quick else 3)
+    duration = a.duration or (2.0 if a.quick else 8.0)
+    warmup = 0.5 if a.quick else 1.0
+    concurrencies = [int(c) for c in (a.concurrency or "1,16,64").split(",")]
+    parts = [p.strip() for p in (a.only or ",".join(PARTS)).split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        print(f"unknown part(s): {', '.join(unknown)}; known: {', '.join(PARTS)}", file=sys.stderr)
+        return 2
+    if shutil.which("wrk") is None:
+        print("wrk is missing (bench/run installs it with apt-get)", file=sys.stderr)
+        return 2
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    results = BENCH / "results" / stamp
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "home").mkdir(exist_ok=True)
+    procs = Procs(results)
+
+    from mesh.natsd import EmbeddedNats
+
+    nats = EmbeddedNats()  # our own nats-server on a free loopback port (never 4222)
+    nats_url = nats.start()
+    ctx = Context(results=results, runs=runs, duration=duration, warmup=warmup, quick=a.quick,
+                  concurrencies=concurrencies, nats_url=nats_url, procs=procs,
+                  docs=DOCS if (a.docs or not a.quick) else results)
+    ctx.log(f"nats-server at {nats_url}; results in {results}")
+    sections: list[Section] = []
+    failed = False
+    t0 = time.monotonic()
+    try:
+        for part in parts:
+            try:
+                module = importlib.import_module(PARTS[part])
+            except ModuleNotFoundError as exc:
+                if exc.name != PARTS[part]:
+                    raise
+                sections.append(Section(part, part, skipped=f"`{PARTS[part]}` is not written yet"))
+                continue
+            try:
+                section: Section = module.run(ctx)
+            except BenchError as exc:
+                failed = True
+                ctx.log(f"{part} failed: {exc}")
+                section = Section(part, getattr(module, "TITLE", part), skipped=f"failed: {str(exc)[:300]}")
+            except Exception as exc:
+                failed = True
+                traceback.print_exc()
+                section = Section(part, getattr(module, "TITLE", part), skipped=f"crashed: {exc!r}"[:300])
+            sections.append(section)
+            (results / f"{part}.json").write_text(json.dumps(asdict(section), default=str, indent=1))
+    finally:
+        procs.stop_all()
+        nats.stop()
+    elapsed = time.monotonic() - t0
+    ctx.log(f"measured in {elapsed:.0f}s")
+    settings = {"runs per case": str(runs), "seconds per run": f"{duration:g}",
+                "mode": "quick (smoke)" if a.quick else "full"}
+    out = report.write(sections, machine=machine_info(), settings=settings, out=ctx.docs / "benchmarks.md")
+    ctx.log(f"wrote {out}")
+    for s in sections:
+        for g in s.goals:
+            print(f"  {s.title}: {g.text}: {g.verdict.strip('*')} ({g.detail})")
+        if s.skipped:
+            print(f"  {s.title}: not measured: {s.skipped}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
