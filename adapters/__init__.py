@@ -1,0 +1,1 @@
+"""Database adapters: one module per database behind the small `Adapter` protocol."""

@@ -1,0 +1,1 @@
+"""SQL backends: one compiler (`compiler`, `pipeline`) over three dialects, one generic adapter."""

@@ -1,0 +1,125 @@
+"""SQLite driver (aiosqlite): one writer connection, one reader, WAL journal."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import aiosqlite
+
+from adapters.errors import Conflict, DataError, Unavailable
+from adapters.sql.dialect import DIALECTS
+
+
+def map_error(exc: BaseException) -> DataError | None:
+    """The adapter error for a sqlite3 exception (None: not a database error)."""
+    if isinstance(exc, DataError):
+        return exc
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return Conflict("a document with the same id already exists")
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        s in text for s in ("locked", "unable to open", "disk i/o", "readonly")
+    ):
+        return Unavailable(f"sqlite unavailable: {exc}")
+    if isinstance(exc, ValueError) and "connection" in text or isinstance(exc, sqlite3.ProgrammingError):
+        return Unavailable(f"sqlite unavailable: {exc}")
+    if isinstance(exc, sqlite3.Error | OSError):
+        return DataError(f"sqlite error: {exc}")
+    return None
+
+
+async def _run(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> None:
+    async with db.execute(sql, tuple(params)):
+        pass
+
+
+class _Conn:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await _run(self.db, sql, params)
+
+    async def executemany(self, sql: str, rows: list[list[Any]]) -> None:
+        await self.db.executemany(sql, [tuple(r) for r in rows])
+
+
+class SQLiteDriver:
+    """Writes serialise on one connection under BEGIN IMMEDIATE; reads use a second one."""
+
+    dialect = DIALECTS["sqlite"]
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.memory = path in ("", ":memory:")
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._wlock = asyncio.Lock()
+        self._rlock = asyncio.Lock()
+
+    async def _open(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path or ":memory:", isolation_level=None)
+        await _run(db, "PRAGMA busy_timeout = 5000")
+        if not self.memory:
+            await _run(db, "PRAGMA journal_mode = WAL")
+        return db
+
+    async def connect(self) -> None:
+        try:
+            if self._writer is None:
+                self._writer = await self._open()
+            if self._reader is None:
+                self._reader = self._writer if self.memory else await self._open()
+        except Exception as exc:
+            raise (map_error(exc) or Unavailable(f"sqlite unavailable: {exc}")) from exc
+
+    async def close(self) -> None:
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        if reader is not None and reader is not writer:
+            await reader.close()
+        if writer is not None:
+            await writer.close()
+
+    @asynccontextmanager
+    async def _use(self, tx: bool) -> AsyncIterator[_Conn]:
+        await self.connect()
+        lock = self._wlock if tx or self.memory else self._rlock
+        async with lock:
+            db = self._writer if tx else self._reader
+            assert db is not None
+            try:
+                if tx:
+                    await _run(db, "BEGIN IMMEDIATE")
+                try:
+                    yield _Conn(db)
+                    if tx:
+                        await _run(db, "COMMIT")
+                except BaseException:
+                    if tx:
+                        with suppress(Exception):
+                            await _run(db, "ROLLBACK")
+                    raise
+            except Exception as exc:
+                mapped = map_error(exc)
+                if mapped is None or mapped is exc:
+                    raise
+                raise mapped from exc
+
+    def transaction(self) -> Any:
+        return self._use(True)
+
+    def reader(self) -> Any:
+        return self._use(False)
+
+    async def table_columns(self, conn: Any, table: str) -> dict[str, str]:
+        rows = await conn.fetch("SELECT name, type FROM pragma_table_info(?)", [table])
+        return {str(name): str(kind) for name, kind in rows}
