@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from adapters.base import Change, Doc, ReadOptions, WriteRequest
@@ -13,8 +14,15 @@ from adapters.query import validate_find, validate_options, validate_pipeline, v
 from adapters.sql import writes
 from adapters.sql.compiler import Compiler, Params
 from adapters.sql.driver import Conn, Driver
-from adapters.sql.layout import SCHEMALESS_COLUMNS, Layout, create_typed, declared_fields, field_type
-from adapters.sql.pipeline import PipelineCompiler, shape_group
+from adapters.sql.layout import (
+    SCHEMALESS_COLUMNS,
+    Layout,
+    create_typed,
+    decode_value,
+    declared_fields,
+    field_type,
+)
+from adapters.sql.pipeline import PipelineCompiler, shape_group, value_expr
 from adapters.values import compare, equal
 
 READ_OPS = ("one", "all", "count", "distinct")
@@ -110,12 +118,10 @@ class SqlAdapter:
         ref = layout.resolve(self.d, field)
         if ref.kind == "missing":
             return []
-        expr = PipelineCompiler(self.d, layout)._key_expr(ref)
+        expr = value_expr(self.d, ref)
         sql = f"SELECT DISTINCT {expr} FROM {self.d.q(layout.table)} WHERE {where}"
         async with self.driver.reader() as conn:
             rows = await conn.fetch(sql, c.p.values)
-        from adapters.sql.layout import decode_value
-
         out: list[Any] = []
         for (raw,) in rows:
             if raw is None:
@@ -159,7 +165,7 @@ class SqlAdapter:
         changes: list[Change] = []
         async with self.driver.transaction() as conn:
             for req in checked:
-                changes.extend(await self._write(conn, layouts[req.col], req))
+                changes.extend(replace(c, col=req.col) for c in await self._write(conn, layouts[req.col], req))
         return changes
 
     def _check(self, req: WriteRequest) -> WriteRequest:

@@ -45,6 +45,14 @@ class Plan:
     project: dict[str, int] | None
 
 
+def value_expr(d: Dialect, ref: Ref) -> str:
+    """The value of a field as one SQL column (JSON text/jsonb for JSON refs; null -> NULL)."""
+    if ref.kind != "json":
+        return ref.expr
+    parts = list(ref.parts)
+    return f"(CASE WHEN {d.j_is(ref.expr, parts, 'null')} THEN NULL ELSE {d.j_raw(ref.expr, parts)} END)"
+
+
 def _number(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -94,12 +102,6 @@ class PipelineCompiler:
             self._sql(rel), self.params.values, rel.keys is not None, rel.keys or [], rel.outputs, project
         )
 
-    def _key_expr(self, ref: Ref) -> str:
-        if ref.kind != "json":
-            return ref.expr
-        parts = list(ref.parts)
-        return f"(CASE WHEN {self.d.j_is(ref.expr, parts, 'null')} THEN NULL ELSE {self.d.j_raw(ref.expr, parts)} END)"
-
     def _numeric(self, ref: Ref) -> str:
         if ref.kind == "json":
             parts = list(ref.parts)
@@ -117,7 +119,7 @@ class PipelineCompiler:
         keys: list[tuple[str | None, Ref]] = []
         for n, (sub, path) in enumerate(sub_keys):
             ref = rel.resolve(path)
-            expr = self._key_expr(ref)
+            expr = value_expr(self.d, ref)
             alias = self.d.q(f"k{n}")
             cols.append(f"{expr} AS {alias}")
             keys.append((sub, Ref(alias, ref.kind)))

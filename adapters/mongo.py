@@ -1,0 +1,269 @@
+"""The Mongo adapter over pymongo's native async API (or `mongo_fake` for `mongomock://`).
+
+Documents carry a string `_id` (generated when missing) and an internal version
+`_v`, stripped from everything returned. Batches run in a session transaction when
+the server is a replica set or mongos; on a standalone server (and the fake) they
+run in order and, on failure, undo what already ran from pre-images (all or
+nothing, but not isolated from concurrent readers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import replace
+from typing import Any
+
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.uri_parser import parse_uri
+
+from adapters.base import Change, Doc, ReadOptions, WriteRequest
+from adapters.clock import new_id, next_version
+from adapters.documents import check_doc
+from adapters.errors import Conflict, InvalidQuery, NotFound, Unavailable
+from adapters.mongo_errors import mongo_errors
+from adapters.names import VERSION_FIELD, check_collection
+from adapters.query import validate_find, validate_options, validate_pipeline, validate_update
+from adapters.updates import current_date
+from adapters.values import compare, equal
+
+Undo = Callable[[], Awaitable[None]]
+V = VERSION_FIELD
+
+
+def _strip(doc: Doc) -> Doc:
+    doc.pop(V, None)
+    return doc
+
+
+def _with_version(update: Doc, version: int) -> Doc:
+    """The update as sent to Mongo: $currentDate as ISO strings, plus the new version."""
+    out = {op: dict(fields) for op, fields in update.items() if op != "$currentDate"}
+    sets = out.setdefault("$set", {})
+    for field, spec in update.get("$currentDate", {}).items():
+        sets[field] = current_date(spec)
+    sets[V] = version
+    return out
+
+
+class _Key:
+    __slots__ = ("v",)
+
+    def __init__(self, v: Any) -> None:
+        self.v = v
+
+    def __lt__(self, other: _Key) -> bool:
+        return compare(self.v, other.v) < 0
+
+
+class MongoAdapter:
+    """`Adapter` for MongoDB; database = the one in the URI, else `database`."""
+
+    kind = "mongo"
+    id_field = "_id"
+
+    def __init__(self, conn: str, *, database: str | None = None) -> None:
+        self.conn = conn
+        self.fake = conn.startswith("mongomock://")
+        name = None if self.fake else parse_uri(conn).get("database")
+        name = name or database
+        if not name:
+            raise InvalidQuery("mongo needs a database: put it in the conn URI or pass database=")
+        self.database = name
+        self.transactions = False
+        self._client: Any = None
+
+    async def connect(self) -> None:
+        if self._client is not None:
+            return
+        if self.fake:
+            from adapters.mongo_fake import FakeClient
+
+            self._client = FakeClient(self.conn)
+            return
+        client: Any = AsyncMongoClient(self.conn, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
+        try:
+            with mongo_errors():
+                hello = await client.admin.command("hello")
+        except Unavailable:
+            await client.close()
+            raise
+        self.transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
+        self._client = client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    async def _col(self, col: str) -> Any:
+        check_collection(col)
+        await self.connect()
+        return self._client[self.database][col]
+
+    async def read(self, col: str, op: str, find: Doc, options: ReadOptions) -> Any:
+        o = options
+        if op not in ("one", "all", "count", "distinct"):
+            raise InvalidQuery(f"invalid read op {op!r}")
+        validate_options(o.select, o.sort, o.skip, o.limit, o.distinct, id_field=self.id_field)
+        find = validate_find(find)
+        c = await self._col(col)
+        with mongo_errors():
+            if op == "count":
+                return await c.count_documents(find)
+            if op == "distinct":
+                if not o.distinct:
+                    raise InvalidQuery("read op distinct needs options.distinct")
+                out: list[Any] = []
+                for value in await c.distinct(o.distinct, find):
+                    if value is not None and not any(equal(value, seen) for seen in out):
+                        out.append(value)
+                return sorted(out, key=_Key)
+            select = dict(o.select or {})
+            if not any(v for k, v in select.items() if k != self.id_field) and not (select.get("_id") == 1):
+                select[V] = 0
+            sort = list((o.sort or {}).items()) or None
+            limit = 1 if op == "one" else o.limit or 0
+            docs = await c.find(find, select, sort=sort, skip=o.skip or 0, limit=limit).to_list(None)
+        docs = [_strip(d) for d in docs]
+        if op == "one":
+            if not docs:
+                raise NotFound("no document matches the find")
+            return docs[0]
+        return docs
+
+    async def aggregate(self, col: str, op: str, pipeline: list[Doc]) -> Any:
+        if op not in ("one", "all"):
+            raise InvalidQuery(f"invalid aggregate op {op!r}")
+        stages = validate_pipeline(pipeline)
+        c = await self._col(col)
+        with mongo_errors():
+            docs = [_strip(d) for d in await (await c.aggregate(stages)).to_list(None)]
+        if op == "one":
+            if not docs:
+                raise NotFound("the pipeline returned no document")
+            return docs[0]
+        return docs
+
+    async def create(self, col: str, docs: list[Doc]) -> list[Change]:
+        return await self.batch([WriteRequest("create", col, "all", docs)])
+
+    async def update(self, col: str, op: str, find: Doc, update: Doc) -> list[Change]:
+        return await self.batch([WriteRequest("update", col, op, find=find, update=update)])
+
+    async def delete(self, col: str, op: str, find: Doc) -> list[Change]:
+        return await self.batch([WriteRequest("delete", col, op, find=find)])
+
+    def _check(self, req: WriteRequest) -> WriteRequest:
+        check_collection(req.col)
+        if req.type == "create":
+            docs = [req.doc] if req.op == "one" and isinstance(req.doc, dict) else req.doc
+            if req.op not in ("one", "all") or not isinstance(docs, list):
+                raise InvalidQuery("create needs op 'one' with an object doc or op 'all' with an array")
+            ready = []
+            for doc in docs:
+                doc = dict(check_doc(doc, self.id_field))
+                if not isinstance(doc.setdefault("_id", new_id()), str):
+                    raise InvalidQuery("_id must be a string")
+                ready.append(doc)
+            return WriteRequest("create", req.col, "all", ready)
+        ops = ("one", "all", "upsert") if req.type == "update" else ("one", "all")
+        if req.type not in ("update", "delete") or req.op not in ops:
+            raise InvalidQuery(f"invalid {req.type} op {req.op!r}")
+        update = validate_update(req.update, id_field=self.id_field) if req.type == "update" else None
+        return WriteRequest(req.type, req.col, req.op, find=validate_find(req.find), update=update)
+
+    async def batch(self, reqs: list[WriteRequest]) -> list[Change]:
+        checked = [self._check(r) for r in reqs]
+        await self.connect()
+        changes: list[Change] = []
+        undo: list[Undo] = []
+        async with AsyncExitStack() as stack:
+            session = None
+            if self.transactions:
+                session = await stack.enter_async_context(self._client.start_session())
+                await stack.enter_async_context(await session.start_transaction())
+            try:
+                with mongo_errors():
+                    for req in checked:
+                        c = await self._col(req.col)
+                        done = await self._write(c, req, session, undo)
+                        changes.extend(replace(ch, col=req.col) for ch in done)
+            except BaseException:
+                if session is None:
+                    for step in reversed(undo):
+                        with mongo_errors():
+                            await step()
+                raise
+        return changes
+
+    async def _write(self, c: Any, req: WriteRequest, s: Any, undo: list[Undo]) -> list[Change]:
+        if req.type == "create":
+            return await self._insert(c, req.doc if isinstance(req.doc, list) else [], s, undo)
+        docs = await c.find(req.find, sort=[("_id", 1)], limit=0 if req.op == "all" else 1, session=s).to_list(None)
+        if req.type == "delete":
+            if not docs and req.op == "one":
+                raise NotFound("no document matches the find")
+            if docs:
+                await c.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}, session=s)
+                undo.append(lambda: c.insert_many(docs))
+            return [Change("delete", d["_id"], None, int(d.get(V) or 0) + 1) for d in docs]
+        assert req.update is not None
+        if not docs:
+            if req.op == "one":
+                raise NotFound("no document matches the find")
+            return await self._upsert(c, req, s, undo) if req.op == "upsert" else []
+        out = []
+        for doc in docs:
+            after = await self._update_one(c, doc, req.find, req.update, s)
+            if after is not None:
+                undo.append(lambda before=doc: c.replace_one({"_id": before["_id"]}, before, upsert=True))
+                version = after.pop(V)
+                out.append(Change("update", after["_id"], after, version))
+        return out
+
+    async def _update_one(self, c: Any, doc: Doc, find: Doc, update: Doc, s: Any) -> Doc | None:
+        """Update one document, retrying if a concurrent write changed its version."""
+        for _ in range(10):
+            version = next_version(doc.get(V))
+            after = await c.find_one_and_update(
+                {"_id": doc["_id"], V: doc.get(V)}, _with_version(update, version),
+                return_document=ReturnDocument.AFTER, session=s,
+            )
+            if after is not None:
+                return dict(after)
+            fresh = await c.find({"$and": [{"_id": doc["_id"]}, find]}, limit=1, session=s).to_list(None)
+            if not fresh:
+                return None
+            doc = fresh[0]
+        raise Conflict(f"document with id {doc['_id']} is being updated concurrently")
+
+    async def _upsert(self, c: Any, req: WriteRequest, s: Any, undo: list[Undo]) -> list[Change]:
+        assert req.update is not None
+        update = _with_version(req.update, next_version(None))
+        eq_id = req.find.get("_id", {}).get("$eq")
+        if eq_id is None:
+            update.setdefault("$setOnInsert", {})["_id"] = new_id()
+        elif not isinstance(eq_id, str):
+            raise InvalidQuery("_id must be a string")
+        after = await c.find_one_and_update(
+            req.find, update, upsert=True, return_document=ReturnDocument.AFTER, session=s
+        )
+        undo.append(lambda: c.delete_many({"_id": after["_id"]}))
+        after = dict(after)
+        version = after.pop(V)
+        return [Change("insert", after["_id"], after, version)]
+
+    async def _insert(self, c: Any, docs: list[Doc], s: Any, undo: list[Undo]) -> list[Change]:
+        ids = [d["_id"] for d in docs]
+        dupes = [i for n, i in enumerate(ids) if i in ids[:n]]
+        if not dupes:
+            dupes = [d["_id"] for d in await c.find({"_id": {"$in": ids}}, {"_id": 1}, session=s).to_list(None)]
+        if dupes:
+            raise Conflict(f"document with id {dupes[0]} already exists")
+        versions = [next_version(None) for _ in docs]
+        stored = [{**d, V: v} for d, v in zip(docs, versions, strict=True)]
+        if stored:
+            await c.insert_many(stored, session=s)
+            undo.append(lambda: c.delete_many({"_id": {"$in": ids}}))
+        return [Change("insert", d["_id"], dict(d), v) for d, v in zip(docs, versions, strict=True)]

@@ -1,0 +1,114 @@
+"""An in-process Mongo for tests: mongomock behind the async subset of pymongo that
+`adapters.mongo` uses, so the same adapter code runs against it and a real server.
+
+`mongomock://<name>` URIs with the same name share one in-memory server. Errors are
+re-raised as pymongo's exception types. There are no transactions (like a standalone
+server), so batches exercise the adapter's compensation path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import mongomock
+from pymongo import errors as pe
+
+_SERVERS: dict[str, Any] = {}
+
+
+@contextmanager
+def _as_pymongo() -> Iterator[None]:
+    try:
+        yield
+    except mongomock.DuplicateKeyError as exc:
+        raise pe.DuplicateKeyError(str(exc), 11000, getattr(exc, "details", None)) from exc
+    except mongomock.WriteError as exc:
+        raise pe.WriteError(str(exc), getattr(exc, "code", None) or 2) from exc
+    except mongomock.OperationFailure as exc:
+        raise pe.OperationFailure(str(exc), getattr(exc, "code", None) or 2) from exc
+
+
+class FakeCursor:
+    def __init__(self, produce: Callable[[], Any]) -> None:
+        self._produce = produce
+
+    async def to_list(self, length: int | None = None) -> list[Any]:
+        with _as_pymongo():
+            items = list(self._produce())
+        return items if length is None else items[:length]
+
+
+class FakeCollection:
+    """The async collection methods `MongoAdapter` calls; `session` is accepted and ignored."""
+
+    def __init__(self, col: Any) -> None:
+        self._col = col
+
+    def find(self, filter: Any = None, projection: Any = None, *, sort: Any = None, skip: int = 0,
+             limit: int = 0, session: Any = None) -> FakeCursor:
+        return FakeCursor(lambda: self._col.find(filter, projection, sort=sort, skip=skip, limit=limit))
+
+    async def insert_many(self, docs: list[Any], *, session: Any = None) -> None:
+        with _as_pymongo():
+            self._col.insert_many(docs)
+
+    async def count_documents(self, filter: Any, *, session: Any = None) -> int:
+        with _as_pymongo():
+            return int(self._col.count_documents(filter))
+
+    async def distinct(self, key: str, filter: Any = None, *, session: Any = None) -> list[Any]:
+        with _as_pymongo():
+            return list(self._col.distinct(key, filter))
+
+    async def find_one_and_update(self, filter: Any, update: Any, *, upsert: bool = False,
+                                  return_document: Any = None, session: Any = None) -> Any:
+        with _as_pymongo():
+            return self._col.find_one_and_update(filter, update, upsert=upsert, return_document=return_document)
+
+    async def delete_many(self, filter: Any, *, session: Any = None) -> None:
+        with _as_pymongo():
+            self._col.delete_many(filter)
+
+    async def replace_one(self, filter: Any, doc: Any, *, upsert: bool = False, session: Any = None) -> None:
+        with _as_pymongo():
+            self._col.replace_one(filter, doc, upsert=upsert)
+
+    async def aggregate(self, pipeline: list[Any], *, session: Any = None) -> FakeCursor:
+        return FakeCursor(lambda: self._col.aggregate(pipeline))
+
+    async def drop(self) -> None:
+        self._col.drop()
+
+
+class FakeDatabase:
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def __getitem__(self, name: str) -> FakeCollection:
+        return FakeCollection(self._db[name])
+
+    async def command(self, name: str) -> dict[str, Any]:
+        return {"ok": 1.0}
+
+
+class FakeClient:
+    """Stands in for `pymongo.AsyncMongoClient` (no transactions, like a standalone server)."""
+
+    def __init__(self, uri: str) -> None:
+        key = uri.split("://", 1)[-1].split("/", 1)[0]
+        self._client = _SERVERS.setdefault(key, mongomock.MongoClient())
+        self.closed = False
+
+    def __getitem__(self, name: str) -> FakeDatabase:
+        if self.closed:
+            raise pe.InvalidOperation("Cannot use MongoClient after close")
+        return FakeDatabase(self._client[name])
+
+    @property
+    def admin(self) -> FakeDatabase:
+        return self["admin"]
+
+    async def close(self) -> None:
+        self.closed = True
