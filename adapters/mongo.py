@@ -96,6 +96,12 @@ class MongoAdapter:
         if client is not None:
             await client.close()
 
+    async def drop(self, col: str) -> None:
+        """Drop a collection (admin and test helper; not part of `Adapter`)."""
+        c = await self._col(col)
+        with mongo_errors():
+            await c.drop()
+
     async def _col(self, col: str) -> Any:
         check_collection(col)
         await self.connect()

@@ -4,6 +4,11 @@
 `mongomock://<name>` URIs with the same name share one in-memory server. Errors are
 re-raised as pymongo's exception types. There are no transactions (like a standalone
 server), so batches exercise the adapter's compensation path.
+
+mongomock compares with Python's `==` (so `True == 1`); filters are therefore
+evaluated with `adapters.query.matches` (real Mongo's semantics for the supported
+subset) and handed to mongomock as an `_id` list. In pipelines only the `$match`
+stages before the first `$group` get this treatment.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from typing import Any
 
 import mongomock
 from pymongo import errors as pe
+
+from adapters.query import matches
+from adapters.values import MISSING
 
 _SERVERS: dict[str, Any] = {}
 
@@ -46,9 +54,21 @@ class FakeCollection:
     def __init__(self, col: Any) -> None:
         self._col = col
 
+    def _f(self, filter: Any) -> Any:
+        """The filter as an `_id` list, evaluated with our matcher (see the module docstring)."""
+        if not filter:
+            return filter
+        rest = dict(filter)
+        version = rest.pop("_v", MISSING)
+        ids = [
+            d["_id"] for d in self._col.find({})
+            if (version is MISSING or d.get("_v") == version) and matches(rest, d)
+        ]
+        return {"_id": {"$in": ids}}
+
     def find(self, filter: Any = None, projection: Any = None, *, sort: Any = None, skip: int = 0,
              limit: int = 0, session: Any = None) -> FakeCursor:
-        return FakeCursor(lambda: self._col.find(filter, projection, sort=sort, skip=skip, limit=limit))
+        return FakeCursor(lambda: self._col.find(self._f(filter), projection, sort=sort, skip=skip, limit=limit))
 
     async def insert_many(self, docs: list[Any], *, session: Any = None) -> None:
         with _as_pymongo():
@@ -56,27 +76,36 @@ class FakeCollection:
 
     async def count_documents(self, filter: Any, *, session: Any = None) -> int:
         with _as_pymongo():
-            return int(self._col.count_documents(filter))
+            return int(self._col.count_documents(self._f(filter) or {}))
 
     async def distinct(self, key: str, filter: Any = None, *, session: Any = None) -> list[Any]:
         with _as_pymongo():
-            return list(self._col.distinct(key, filter))
+            return list(self._col.distinct(key, self._f(filter)))
 
     async def find_one_and_update(self, filter: Any, update: Any, *, upsert: bool = False,
                                   return_document: Any = None, session: Any = None) -> Any:
         with _as_pymongo():
-            return self._col.find_one_and_update(filter, update, upsert=upsert, return_document=return_document)
+            ids = self._f(filter)
+            if upsert and ids and not ids["_id"]["$in"]:
+                ids = filter
+            return self._col.find_one_and_update(ids, update, upsert=upsert, return_document=return_document)
 
     async def delete_many(self, filter: Any, *, session: Any = None) -> None:
         with _as_pymongo():
-            self._col.delete_many(filter)
+            self._col.delete_many(self._f(filter))
 
     async def replace_one(self, filter: Any, doc: Any, *, upsert: bool = False, session: Any = None) -> None:
         with _as_pymongo():
             self._col.replace_one(filter, doc, upsert=upsert)
 
     async def aggregate(self, pipeline: list[Any], *, session: Any = None) -> FakeCursor:
-        return FakeCursor(lambda: self._col.aggregate(pipeline))
+        stages = list(pipeline)
+        for n, stage in enumerate(stages):
+            if "$group" in stage:
+                break
+            if "$match" in stage:
+                stages[n] = {"$match": self._f(stage["$match"]) or {}}
+        return FakeCursor(lambda: self._col.aggregate(stages))
 
     async def drop(self) -> None:
         self._col.drop()

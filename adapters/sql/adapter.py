@@ -47,6 +47,13 @@ class SqlAdapter:
     async def close(self) -> None:
         await self.driver.close()
 
+    async def drop(self, col: str) -> None:
+        """Drop a collection's table (admin and test helper; not part of `Adapter`)."""
+        check_collection(col)
+        self._layouts.pop(col, None)
+        async with self.driver.transaction() as conn:
+            await conn.execute(f"DROP TABLE IF EXISTS {self.d.q(col)}")
+
     async def layout(self, col: str) -> Layout:
         """How `col` is stored; the table is created on first use (DDL runs outside data transactions)."""
         check_collection(col)

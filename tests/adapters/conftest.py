@@ -1,0 +1,142 @@
+"""Backends for the adapter conformance suite, reusable by other test packages.
+
+`adapter_backends()` gives the pytest params; `open_backend(name, tmp_dir)` is an
+async context manager yielding a connected `Backend` (skips when the server is
+unreachable, saying which environment variable enables it).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.base import Adapter, Doc
+from adapters.errors import DataError
+from adapters.registry import create_adapter
+
+PG_ENV, MYSQL_ENV, MONGO_ENV = "SPACE_CLOUD_TEST_PG_URL", "SPACE_CLOUD_TEST_MYSQL_URL", "SPACE_CLOUD_TEST_MONGO_URL"
+PG_DEFAULTS = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
+MYSQL_DEFAULT = "mysql://root@127.0.0.1:3306/test"
+
+SCHEMA = {
+    "name": "string", "age": "integer", "score": "float", "active": "boolean", "tags": "json",
+    "meta": "json", "userId": "string", "text": "string", "n": "integer", "s": "string",
+    "updatedAt": "datetime", "count": "integer", "note": "string", "nick": "string",
+}
+"""The fields of every typed test table (documents use subsets; absent = NULL)."""
+
+BACKENDS = (
+    "sqlite-schemaless", "sqlite-typed", "postgres-schemaless", "postgres-typed",
+    "mysql-schemaless", "mysql-typed", "mongo-fake", "mongo-real",
+)
+_reachable: dict[str, str | None] = {}
+
+
+def adapter_backends() -> list[Any]:
+    """pytest params for every backend, marked postgres/mysql where they need a server."""
+    marks = {"postgres": [pytest.mark.postgres], "mysql": [pytest.mark.mysql]}
+    return [pytest.param(name, id=name, marks=marks.get(name.split("-")[0], [])) for name in BACKENDS]
+
+
+class Backend:
+    """A connected adapter plus helpers to make unique collections and compare docs."""
+
+    def __init__(self, name: str, adapter: Any) -> None:
+        self.name = name
+        self.adapter: Adapter = adapter
+        self.typed = name.endswith("-typed")
+        self.id = adapter.id_field
+        self.created: list[str] = []
+
+    def col(self, fields: dict[str, str] | None = None) -> str:
+        """A fresh, uniquely named collection (typed backends declare `fields`, default SCHEMA)."""
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        if self.typed:
+            self.adapter.collections[name] = {"fields": fields or SCHEMA}  # type: ignore[attr-defined]
+        self.created.append(name)
+        return name
+
+    def doc(self, doc: Doc) -> Doc:
+        """A test document written with `id`, as this backend names the id field."""
+        return {(self.id if k == "id" else k): v for k, v in doc.items()}
+
+    def norm(self, doc: Any) -> Any:
+        """A returned document with its id field renamed back to `id`."""
+        if not isinstance(doc, dict):
+            return doc
+        return {("id" if k == self.id else k): v for k, v in doc.items()}
+
+    async def seed(self, docs: list[Doc], fields: dict[str, str] | None = None) -> str:
+        col = self.col(fields)
+        await self.adapter.create(col, [self.doc(d) for d in docs])
+        return col
+
+
+async def _probe(kind: str, urls: tuple[str, ...]) -> str | None:
+    for url in urls:
+        adapter = create_adapter(kind, url, database="sc_test")
+        try:
+            await adapter.connect()
+        except DataError:
+            continue
+        await adapter.close()
+        return url
+    return None
+
+
+async def _url(name: str) -> str:
+    kind = name.split("-")[0]
+    if name == "mongo-real":
+        url = os.environ.get(MONGO_ENV)
+        if not url:
+            pytest.skip(f"real MongoDB not configured: set {MONGO_ENV}=mongodb://host:27017/db")
+        candidates: tuple[str, ...] = (url,)
+        env = MONGO_ENV
+    elif kind == "postgres":
+        env = PG_ENV
+        candidates = (os.environ[PG_ENV],) if os.environ.get(PG_ENV) else PG_DEFAULTS
+    else:
+        env = MYSQL_ENV
+        candidates = (os.environ.get(MYSQL_ENV) or MYSQL_DEFAULT,)
+    if name not in _reachable:
+        _reachable[name] = await _probe(kind, candidates)
+    found = _reachable[name]
+    if found is None:
+        pytest.skip(f"{kind} unreachable at {candidates[0]}: start it or set {env} to a reachable URL")
+    return found
+
+
+@asynccontextmanager
+async def open_backend(name: str, tmp_dir: Path, **kwargs: Any) -> AsyncIterator[Backend]:
+    """A connected backend; its collections are dropped on exit. `kwargs` go to create_adapter."""
+    kind = name.split("-")[0]
+    if kind == "sqlite":
+        conn = str(tmp_dir / "test.db")
+    elif name == "mongo-fake":
+        conn = f"mongomock://{uuid.uuid4().hex}"
+    else:
+        conn = await _url(name)
+    adapter: Any = create_adapter(kind, conn, database=kwargs.pop("database", "sc_test"), **kwargs)
+    await adapter.connect()
+    backend = Backend(name, adapter)
+    try:
+        yield backend
+    finally:
+        for col in backend.created:
+            try:
+                await adapter.drop(col)
+            except DataError:
+                pass
+        await adapter.close()
+
+
+@pytest.fixture(params=adapter_backends())
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async with open_backend(request.param, tmp_path) as b:
+        yield b
