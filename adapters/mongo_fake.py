@@ -8,7 +8,8 @@ server), so batches exercise the adapter's compensation path.
 mongomock compares with Python's `==` (so `True == 1`); filters are therefore
 evaluated with `adapters.query.matches` (real Mongo's semantics for the supported
 subset) and handed to mongomock as an `_id` list. In pipelines only the `$match`
-stages before the first `$group` get this treatment.
+stages before the first `$group` get this treatment. mongomock lacks some update
+operators ($mul), so `find_one_and_update` applies `adapters.updates.apply_update`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import mongomock
 from pymongo import errors as pe
 
 from adapters.query import matches
+from adapters.updates import apply_update, upsert_doc
 from adapters.values import MISSING
 
 _SERVERS: dict[str, Any] = {}
@@ -86,9 +88,17 @@ class FakeCollection:
                                   return_document: Any = None, session: Any = None) -> Any:
         with _as_pymongo():
             ids = self._f(filter)
-            if upsert and ids and not ids["_id"]["$in"]:
-                ids = filter
-            return self._col.find_one_and_update(ids, update, upsert=upsert, return_document=return_document)
+            found = list(self._col.find(ids, limit=1))
+            rest = {op: v for op, v in update.items() if op != "$setOnInsert"}
+            if found:
+                after = apply_update(found[0], rest)
+                self._col.replace_one({"_id": after["_id"]}, after)
+                return after
+            if not upsert:
+                return None
+            doc = apply_update({**upsert_doc(filter), **update.get("$setOnInsert", {})}, rest)
+            self._col.insert_one(doc)
+            return doc
 
     async def delete_many(self, filter: Any, *, session: Any = None) -> None:
         with _as_pymongo():

@@ -126,3 +126,16 @@ def apply_update(doc: Doc, update: Doc) -> Doc:
             else:
                 set_path(out, parts, current_date(arg))
     return out
+
+
+def upsert_doc(find: Doc) -> Doc:
+    """The document an upsert starts from: the equality parts of a (normalised) find."""
+    doc: Doc = {}
+    for key, cond in find.items():
+        if key == "$and":
+            for sub in cond:
+                for k, v in upsert_doc(sub).items():
+                    doc.setdefault(k, v)
+        elif key != "$or" and "$eq" in cond:
+            set_path(doc, key.split("."), cond["$eq"])
+    return doc

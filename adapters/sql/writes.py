@@ -10,14 +10,14 @@ from typing import Any
 
 from adapters.base import Change, Doc
 from adapters.clock import CLOCK, new_id, next_version
-from adapters.documents import check_doc, set_path
+from adapters.documents import check_doc
 from adapters.errors import Conflict, InvalidQuery, NotFound
 from adapters.names import VERSION_FIELD
 from adapters.sql.compiler import Compiler, Params
 from adapters.sql.dialect import Dialect
 from adapters.sql.driver import Conn
 from adapters.sql.layout import Layout
-from adapters.updates import apply_update
+from adapters.updates import apply_update, upsert_doc
 
 
 def _version(layout: Layout, previous: int | None) -> int:
@@ -67,19 +67,6 @@ async def insert(conn: Conn, d: Dialect, layout: Layout, docs: list[Doc]) -> lis
         marks = ", ".join(d.placeholder(n + 1) for n in range(len(layout.columns())))
         await conn.executemany(f"INSERT INTO {d.q(layout.table)} ({cols}) VALUES ({marks})", rows_out)
     return changes
-
-
-def upsert_doc(find: Doc) -> Doc:
-    """The document an upsert starts from: the equality parts of a (normalised) find."""
-    doc: Doc = {}
-    for key, cond in find.items():
-        if key == "$and":
-            for sub in cond:
-                for k, v in upsert_doc(sub).items():
-                    doc.setdefault(k, v)
-        elif key != "$or" and "$eq" in cond:
-            set_path(doc, key.split("."), cond["$eq"])
-    return doc
 
 
 async def update(conn: Conn, d: Dialect, layout: Layout, op: str, find: Doc, upd: Doc) -> list[Change]:
