@@ -115,7 +115,13 @@ class FakeCollection:
                 break
             if "$match" in stage:
                 stages[n] = {"$match": self._f(stage["$match"]) or {}}
-        return FakeCursor(lambda: self._col.aggregate(stages))
+        return FakeCursor(lambda: self._aggregate(stages))
+
+    def _aggregate(self, stages: list[Any]) -> list[Any]:
+        for n, stage in enumerate(stages):  # mongomock groups an empty input into one row
+            if "$group" in stage and not list(self._col.aggregate(stages[:n])):
+                return []
+        return list(self._col.aggregate(stages))
 
     async def drop(self) -> None:
         self._col.drop()

@@ -205,9 +205,10 @@ def _validate_group(spec: Any) -> Doc:
     return out
 
 
-def validate_pipeline(pipe: Any) -> list[Doc]:
+def validate_pipeline(pipe: Any, *, id_field: str = "_id") -> list[Doc]:
     """Validate an aggregation pipeline; stages other than $match $group $sort $skip $limit
-    $project (and every operator outside the supported set) raise InvalidQuery."""
+    $project (and every operator outside the supported set) raise InvalidQuery.
+    `id_field` (besides `_id`) may be excluded in an inclusion $project."""
     if not isinstance(pipe, list):
         raise InvalidQuery("pipe must be an array of stages")
     out: list[Doc] = []
@@ -237,7 +238,7 @@ def validate_pipeline(pipe: Any) -> list[Doc]:
                 check_field(key)
                 if isinstance(v, bool) or v not in (0, 1):
                     raise InvalidQuery(f"$project value for {key!r} must be 0 or 1")
-            if len({bool(v) for k, v in arg.items() if k != "_id"}) > 1:
+            if len({bool(v) for k, v in arg.items() if k not in ("_id", id_field)}) > 1:
                 raise InvalidQuery("$project cannot mix inclusion and exclusion")
             out.append({name: arg})
     return out

@@ -142,7 +142,7 @@ class SqlAdapter:
     async def aggregate(self, col: str, op: str, pipeline: list[Doc]) -> Any:
         if op not in ("one", "all"):
             raise InvalidQuery(f"invalid aggregate op {op!r}")
-        stages = validate_pipeline(pipeline)
+        stages = validate_pipeline(pipeline, id_field=self.id_field)
         layout = await self.layout(col)
         plan = PipelineCompiler(self.d, layout).compile(stages)
         async with self.driver.reader() as conn:
