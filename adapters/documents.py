@@ -120,6 +120,6 @@ def check_doc(doc: object, id_field: str) -> Doc:
         if len(parts) != 1:
             raise InvalidQuery(f"invalid field name {key!r} in document: no dots at the top level")
         check_value(value, f"field {key!r}")
-    if id_field in doc and not isinstance(doc[id_field], str | int) or isinstance(doc.get(id_field), bool):
+    if (id_field in doc and not isinstance(doc[id_field], str | int)) or isinstance(doc.get(id_field), bool):
         raise InvalidQuery(f"{id_field} must be a string or an integer")
     return doc

@@ -46,6 +46,15 @@ def _with_version(update: Doc, version: int) -> Doc:
     return out
 
 
+def _restore(c: Any, before: Doc) -> Undo:
+    """An undo step putting back a document's pre-image."""
+
+    async def step() -> None:
+        await c.replace_one({"_id": before["_id"]}, before, upsert=True)
+
+    return step
+
+
 class _Key:
     __slots__ = ("v",)
 
@@ -223,7 +232,7 @@ class MongoAdapter:
         for doc in docs:
             after = await self._update_one(c, doc, req.find, req.update, s)
             if after is not None:
-                undo.append(lambda before=doc: c.replace_one({"_id": before["_id"]}, before, upsert=True))
+                undo.append(_restore(c, doc))
                 version = after.pop(V)
                 out.append(Change("update", after["_id"], after, version))
         return out

@@ -34,8 +34,6 @@ def _as_pymongo() -> Iterator[None]:
         yield
     except mongomock.DuplicateKeyError as exc:
         raise pe.DuplicateKeyError(str(exc), 11000, getattr(exc, "details", None)) from exc
-    except mongomock.WriteError as exc:
-        raise pe.WriteError(str(exc), getattr(exc, "code", None) or 2) from exc
     except mongomock.OperationFailure as exc:
         raise pe.OperationFailure(str(exc), getattr(exc, "code", None) or 2) from exc
 

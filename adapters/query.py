@@ -96,7 +96,7 @@ def validate_find(find: Any, _depth: int = 0) -> Doc:
 
 def _condition_holds(op: str, arg: Any, value: Any) -> bool:
     if op == "$eq":
-        return value is MISSING and arg is None or value is not MISSING and equal(value, arg)
+        return (value is MISSING and arg is None) or (value is not MISSING and equal(value, arg))
     if op == "$ne":
         return not _condition_holds("$eq", arg, value)
     if op == "$in":

@@ -109,7 +109,7 @@ def apply_update(doc: Doc, update: Doc) -> Doc:
                 base = _number(op, field, old)
                 set_path(out, parts, 0 * arg if base is None else base * arg)
             elif op in ("$min", "$max"):
-                if old is MISSING or (compare(arg, old) < 0) == (op == "$min") and compare(arg, old) != 0:
+                if old is MISSING or ((compare(arg, old) < 0) == (op == "$min") and compare(arg, old) != 0):
                     set_path(out, parts, arg)
             elif op == "$rename":
                 if old is not MISSING:

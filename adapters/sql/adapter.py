@@ -1,5 +1,7 @@
 """The SQL implementation of `Adapter`, shared by PostgreSQL, MySQL/MariaDB and SQLite."""
 
+# ruff: noqa: S608 -- SQL text holds only validated, quoted identifiers; every value is a bound parameter
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +20,8 @@ from adapters.sql.layout import (
     SCHEMALESS_COLUMNS,
     Layout,
     create_typed,
-    decode_value,
     declared_fields,
+    decode_value,
     field_type,
 )
 from adapters.sql.pipeline import PipelineCompiler, shape_group, value_expr

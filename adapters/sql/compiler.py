@@ -126,10 +126,8 @@ class Compiler:
             return [self._col(ref) + suffix]
         parts = list(ref.parts)
         is_ = self.d.j_is
-        rank = " ".join(
-            f"WHEN {is_(ref.expr, parts, cls)} THEN {n}"
-            for n, cls in enumerate(("null", "number", "string", "object", "array", "bool"))
-        )
+        order: tuple[TypeClass, ...] = ("null", "number", "string", "object", "array", "bool")
+        rank = " ".join(f"WHEN {is_(ref.expr, parts, cls)} THEN {n}" for n, cls in enumerate(order))
         return [
             f"(CASE {rank} END){suffix}",
             f"(CASE WHEN {is_(ref.expr, parts, 'number')} THEN {self.d.j_num(ref.expr, parts)} END){suffix}",

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import aiomysql
-import pymysql
+import pymysql  # type: ignore[import-untyped]
 
 from adapters.errors import Conflict, DataError, InvalidQuery, Unavailable
 from adapters.sql.dialect import DIALECTS

@@ -5,6 +5,8 @@ as $sum: 1), $sort, $skip, $limit, and $project as the last stage (applied to th
 rows in Python). Accumulators consider numbers only; other values are ignored.
 """
 
+# ruff: noqa: S608 -- SQL text holds only validated, quoted identifiers; every value is a bound parameter
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace

@@ -25,7 +25,7 @@ def map_error(exc: BaseException) -> DataError | None:
         s in text for s in ("locked", "unable to open", "disk i/o", "readonly")
     ):
         return Unavailable(f"sqlite unavailable: {exc}")
-    if isinstance(exc, ValueError) and "connection" in text or isinstance(exc, sqlite3.ProgrammingError):
+    if (isinstance(exc, ValueError) and "connection" in text) or isinstance(exc, sqlite3.ProgrammingError):
         return Unavailable(f"sqlite unavailable: {exc}")
     if isinstance(exc, sqlite3.Error | OSError):
         return DataError(f"sqlite error: {exc}")

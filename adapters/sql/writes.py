@@ -4,6 +4,8 @@ Rows are selected FOR UPDATE (SQLite: under BEGIN IMMEDIATE), updated in Python
 with Mongo semantics and written back with a version max(_v + 1, now_us).
 """
 
+# ruff: noqa: S608 -- SQL text holds only validated, quoted identifiers; every value is a bound parameter
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,7 +53,8 @@ async def insert(conn: Conn, d: Dialect, layout: Layout, docs: list[Doc]) -> lis
     if not dupes:
         params = Params(d)
         marks = ", ".join(params.add(i) for i in ids)
-        rows = await conn.fetch(f"SELECT {d.q('id')} FROM {d.q(layout.table)} WHERE {d.q('id')} IN ({marks})", params.values)
+        sql = f"SELECT {d.q('id')} FROM {d.q(layout.table)} WHERE {d.q('id')} IN ({marks})"
+        rows = await conn.fetch(sql, params.values)
         dupes = [row[0] for row in rows]
     if dupes:
         raise Conflict(f"document with id {dupes[0]} already exists")

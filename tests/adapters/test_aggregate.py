@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from adapters.errors import InvalidQuery, NotFound
@@ -25,7 +27,8 @@ async def test_group_with_every_accumulator(backend: Backend) -> None:
 
 async def test_group_null_key_and_match_after_group(backend: Backend) -> None:
     col = await backend.seed(PEOPLE)
-    got = await backend.adapter.aggregate(col, "all", [{"$group": {"_id": None, "n": {"$sum": 1}, "s": {"$sum": "$score"}}}])
+    pipe = [{"$group": {"_id": None, "n": {"$sum": 1}, "s": {"$sum": "$score"}}}]
+    got = await backend.adapter.aggregate(col, "all", pipe)
     assert got == [{"_id": None, "n": 4, "s": 19.75}]
     got = await backend.adapter.aggregate(col, "all", [
         {"$group": {"_id": "$meta.city", "n": {"$sum": 1}}},
@@ -45,7 +48,8 @@ async def test_group_null_key_and_match_after_group(backend: Backend) -> None:
 
 async def test_group_on_empty_collection(backend: Backend) -> None:
     col = await backend.seed(PEOPLE)
-    assert await backend.adapter.aggregate(col, "all", [{"$match": {"age": 0}}, {"$group": {"_id": None, "n": {"$sum": 1}}}]) == []
+    pipe: list[dict[str, Any]] = [{"$match": {"age": 0}}, {"$group": {"_id": None, "n": {"$sum": 1}}}]
+    assert await backend.adapter.aggregate(col, "all", pipe) == []
     with pytest.raises(NotFound):
         await backend.adapter.aggregate(col, "one", [{"$match": {"age": 0}}])
 
@@ -56,7 +60,9 @@ async def test_sort_skip_limit_project(backend: Backend) -> None:
         {"$match": {"userId": {"$in": ["u1", "u2"]}}}, {"$sort": {"age": -1}}, {"$skip": 1}, {"$limit": 2},
         {"$project": {"name": 1, "age": 1}},
     ])
-    assert [backend.norm(d) for d in got] == [{"id": "a", "name": "Ann", "age": 31}, {"id": "b", "name": "Bob", "age": 25}]
+    assert [backend.norm(d) for d in got] == [
+        {"id": "a", "name": "Ann", "age": 31}, {"id": "b", "name": "Bob", "age": 25},
+    ]
     got = await backend.adapter.aggregate(col, "all", [
         {"$sort": {"age": 1}}, {"$limit": 3}, {"$match": {"age": {"$gt": 20}}}, {"$sort": {"name": -1}},
         {"$project": {"name": 1, backend.id: 0}},

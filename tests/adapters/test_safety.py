@@ -39,10 +39,10 @@ async def test_bad_finds_are_invalid_everywhere(backend: Backend) -> None:
     a = backend.adapter
     for find in BAD_FINDS:
         for call in (
-            lambda: a.read(col, "all", find, ReadOptions()),
-            lambda: a.update(col, "all", find, {"$set": {"text": "pwned"}}),
-            lambda: a.delete(col, "all", find),
-            lambda: a.aggregate(col, "all", [{"$match": find}]),
+            lambda f=find: a.read(col, "all", f, ReadOptions()),
+            lambda f=find: a.update(col, "all", f, {"$set": {"text": "pwned"}}),
+            lambda f=find: a.delete(col, "all", f),
+            lambda f=find: a.aggregate(col, "all", [{"$match": f}]),
         ):
             with pytest.raises(InvalidQuery):
                 await call()
@@ -61,8 +61,11 @@ async def test_bad_names_in_options_updates_and_docs(backend: Backend) -> None:
                 await a.update(col, "all", {}, update)
         with pytest.raises(InvalidQuery):
             await a.create(col, [backend.doc({"id": "evil", name: 1})])
-    for update in ({"$where": {"a": 1}}, {"$setOnInsert": {"a": 1}}, {"$pull": {"tags": "x"}}, {"$set": {}},
-                   {"$inc": {"age": "1"}}, {"$set": {"age": 1}, "$inc": {"age": 1}}):
+    bad_updates: list[dict[str, Any]] = [
+        {"$where": {"a": 1}}, {"$setOnInsert": {"a": 1}}, {"$pull": {"tags": "x"}}, {"$set": {}},
+        {"$inc": {"age": "1"}}, {"$set": {"age": 1}, "$inc": {"age": 1}},
+    ]
+    for update in bad_updates:
         with pytest.raises(InvalidQuery):
             await a.update(col, "all", {}, update)
     for bad_col in ("x; DROP TABLE y", "a.b", "", "1abc", "t" * 100):

@@ -12,7 +12,8 @@ from tests.adapters.conftest import Backend
 from tests.adapters.data import PEOPLE
 
 UPDATES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [
-    ({"name": "x", "age": 1}, {"$set": {"name": "y", "meta.city": "Oslo"}}, {"name": "y", "age": 1, "meta": {"city": "Oslo"}}),
+    ({"name": "x", "age": 1}, {"$set": {"name": "y", "meta.city": "Oslo"}},
+     {"name": "y", "age": 1, "meta": {"city": "Oslo"}}),
     ({"age": 1, "score": 1.5}, {"$inc": {"age": 2, "score": 1, "count": 3}}, {"age": 3, "score": 2.5, "count": 3}),
     ({"age": 3, "score": 1.5}, {"$mul": {"age": 3, "score": 2, "count": 5}}, {"age": 9, "score": 3.0, "count": 0}),
     ({"age": 5}, {"$min": {"age": 3, "n": 7}}, {"age": 3, "n": 7}),
@@ -78,7 +79,8 @@ async def test_update_one_all_and_missing(backend: Backend) -> None:
 
 async def test_upsert(backend: Backend) -> None:
     col = await backend.seed(PEOPLE[:1])
-    changes = await backend.adapter.update(col, "upsert", {"userId": "u9", "age": {"$gt": 3}}, {"$set": {"name": "New"}})
+    find = {"userId": "u9", "age": {"$gt": 3}}
+    changes = await backend.adapter.update(col, "upsert", find, {"$set": {"name": "New"}})
     assert [c.type for c in changes] == ["insert"]
     assert _strip(backend, changes[0].doc) == {"userId": "u9", "name": "New"}
     assert isinstance(changes[0].id, str) and changes[0].id
