@@ -67,9 +67,12 @@ def normalize(kind: str, body: dict[str, Any], id_field: str) -> dict[str, Any]:
             if op == "all" and not (isinstance(doc, list) and doc and all(isinstance(d, dict) for d in doc)):
                 raise BadRequest("`doc` must be a non-empty list of objects for op all")
             return {"op": op, "doc": doc}
+        # Validators normalise (implicit equality becomes $eq); rules must see what the client sent.
         if kind == "aggr":
-            return {"op": op, "pipe": validate_pipeline(body.get("pipe"))}
-        find = validate_find(_object(body, "find"))
+            validate_pipeline(body.get("pipe"))
+            return {"op": op, "pipe": body["pipe"]}
+        find = _object(body, "find")
+        validate_find(find)
         if kind == "read":
             options = _object(body, "options")
             validate_options(options.get("select"), options.get("sort"), options.get("skip"), options.get("limit"),
@@ -78,7 +81,8 @@ def normalize(kind: str, body: dict[str, Any], id_field: str) -> dict[str, Any]:
                 raise BadRequest("op distinct needs `options.distinct`, the field to list")
             return {"op": op, "find": find, "options": options}
         if kind == "update":
-            update = validate_update(_object(body, "update", required=True), id_field=id_field)
+            update = _object(body, "update", required=True)
+            validate_update(update, id_field=id_field)
             if not update:
                 raise BadRequest("`update` must set something")
             return {"op": op, "find": find, "update": update}
