@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.http import error_response
@@ -18,24 +19,28 @@ if TYPE_CHECKING:
     from gateway.server import Gateway
 
 
+def json_error(message: str, status: int) -> Response:
+    return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json")
+
+
 def build_api(gw: Gateway) -> FastAPI:
     app = FastAPI(title="space-cloud", docs_url="/v1/api/docs", openapi_url="/v1/api/openapi.json", redoc_url=None)
 
     @app.exception_handler(MeshError)
-    async def mesh_error(_request: Request, exc: MeshError) -> ORJSONResponse:
+    async def mesh_error(_request: Request, exc: MeshError) -> Response:
         status, _ = error_response(exc)
-        return ORJSONResponse({"error": exc.message}, status_code=status)
+        return json_error(exc.message, status)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def invalid(_request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return ORJSONResponse({"error": f"invalid request: {where}: {first.get('msg', 'invalid')}"}, status_code=400)
+        return json_error(f"invalid request: {where}: {first.get('msg', 'invalid')}", 400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         message = "not found" if exc.status_code == 404 else str(exc.detail)
-        return ORJSONResponse({"error": message}, status_code=exc.status_code)
+        return json_error(message, exc.status_code)
 
     @app.get("/v1/api/health")
     async def health() -> dict[str, Any]:
