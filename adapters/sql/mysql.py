@@ -27,7 +27,7 @@ def map_error(exc: BaseException) -> DataError | None:
         return Unavailable(f"mysql unavailable: {exc}")
     if isinstance(exc, pymysql.err.DataError):
         return InvalidQuery(f"mysql rejected a value: {exc}")
-    if isinstance(exc, pymysql.err.MySQLError):
+    if isinstance(exc, pymysql.err.MySQLError) or type(exc).__module__.startswith(("aiomysql", "pymysql")):
         return DataError(f"mysql error: {exc}")
     return None
 

@@ -21,12 +21,13 @@ def map_error(exc: BaseException) -> DataError | None:
     if isinstance(
         exc,
         OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
-        | asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError | asyncpg.AdminShutdownError,
+        | asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError | asyncpg.AdminShutdownError
+        | asyncpg.InternalClientError,  # e.g. the server terminated the connection mid-operation
     ):
         return Unavailable(f"postgres unavailable: {exc}")
     if isinstance(exc, asyncpg.DataError | asyncpg.InvalidTextRepresentationError):
         return InvalidQuery(f"postgres rejected a value: {exc}")
-    if isinstance(exc, asyncpg.PostgresError):
+    if isinstance(exc, asyncpg.PostgresError) or type(exc).__module__.startswith("asyncpg"):
         return DataError(f"postgres error: {exc}")
     return None
 
