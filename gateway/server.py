@@ -19,6 +19,7 @@ from gateway.config import Config, ProjectConfig
 from gateway.crud import handle_crud
 from gateway.functions import handle_call
 from gateway.http import CORSMiddleware, Receive, Scope, Send, send_error
+from gateway.live.manager import LiveQueries
 from gateway.ws import Client, CloseHook, Handler
 from mesh import subjects
 from mesh.codec import pack, unpack
@@ -35,6 +36,8 @@ class Settings:
     ws_queue: int = 1024
     socket_service_concurrency: int = 64
     db_timeout: float = 10.0
+    change_retention: float = 3600.0
+    """Seconds of change events kept (JetStream) for clients that reconnect and resume."""
 
 
 class Gateway:
@@ -45,11 +48,14 @@ class Gateway:
         self._nc: Nats | None = None
         self._requester: Requester | None = None
         self.bridge = Bridge(self)
+        self.live = LiveQueries(self)
         self.ws_handlers: dict[str, Handler] = {
             "service-register": self.bridge.on_register,
             "service-request": self.bridge.on_reply,
+            "realtime-subscribe": self.live.on_subscribe,
+            "realtime-unsubscribe": self.live.on_unsubscribe,
         }
-        self.ws_close_hooks: list[CloseHook] = [self.bridge.on_close]
+        self.ws_close_hooks: list[CloseHook] = [self.bridge.on_close, self.live.on_close]
         self.clients: dict[str, Client] = {}
         self.config_listeners: list[Callable[[Config], None]] = []
 
@@ -69,9 +75,13 @@ class Gateway:
         self._nc = await connect(self.nats_url, name="space-cloud-gateway")
         self._requester = Requester(self._nc)
         await self._requester.start()
+        await self.live.start()
 
     async def stop(self) -> None:
+        for client in list(self.clients.values()):
+            client.close(1001, "server shutting down")
         await self.bridge.stop()
+        await self.live.stop()
         nc, self._nc = self._nc, None
         if nc is not None and not nc.is_closed:
             try:

@@ -51,6 +51,12 @@ class Client:
             self._queue.append(orjson.dumps(frame).decode())
         self._wake.set()
 
+    def close(self, code: int, reason: str) -> None:
+        """Send what is queued, then close the socket."""
+        if self._closing is None:
+            self._closing = (code, reason)
+            self._wake.set()
+
     def reply(self, req_id: str, type_: str, data: dict[str, Any]) -> None:
         self.send({"id": req_id, "type": type_, "data": data})
 
@@ -71,7 +77,8 @@ class Client:
                 await self.ws.send({"type": "websocket.send", "text": self._queue.popleft()})
             if self._closing is not None:
                 code, reason = self._closing
-                log.warning("closing websocket %s: %s", self.id, reason)
+                if code == SLOW_CONSUMER:
+                    log.warning("closing websocket %s: %s", self.id, reason)
                 with contextlib.suppress(Exception):
                     await self.ws.close(code, reason)
                 return

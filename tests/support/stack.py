@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class Stack:
     alias: str
     id: str
     """The primary-key field: `_id` on Mongo, `id` on SQL."""
+    names: dict[str, str] = field(default_factory=dict)
+    """Per-run names of collections that have rules (databases are shared between runs)."""
 
     def crud(self, col: str, op: str) -> str:
         return f"/v1/api/{self.project}/crud/{self.alias}/{col}/{op}"

@@ -1,0 +1,292 @@
+"""Live queries on this gateway: subscribe, fan out change events, unsubscribe, resume.
+
+The collection's change subject is subscribed (and flushed) *before* the snapshot is read; events
+that arrive meanwhile are buffered per subscriber and merged into the snapshot by version, so
+nothing falls between the two and nothing stale is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from nats.aio.msg import Msg
+
+from adapters.errors import DataError
+from adapters.names import check_collection
+from adapters.query import matches, validate_find
+from gateway.crud import database
+from gateway.rules import crud_rule, evaluate
+from gateway.security import RuleContext, authorize_crud, claims_for
+from mesh import subjects
+from mesh.codec import unpack
+from mesh.errors import BadRequest, MeshError
+
+from ..ws import Client
+from .frames import doc_id, feed, feed_time
+from .query import Event, Kind, SharedQuery, Subscriber, coalesce
+from .stream import ChangeStream
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+log = logging.getLogger("space_cloud.live")
+VERSION = "_v"
+
+
+@dataclass(eq=False)
+class Feed:
+    project: str
+    alias: str
+    col: str
+    id_field: str
+    queries: dict[str, SharedQuery] = field(default_factory=dict)
+    sub: Any = None
+    ready: asyncio.Future[None] | None = None
+
+
+class LiveQueries:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.feeds: dict[tuple[str, str, str], Feed] = {}
+        self.by_client: dict[str, dict[str, SharedQuery]] = {}
+        self.stream: ChangeStream | None = None
+
+    async def start(self) -> None:
+        self.stream = ChangeStream(self.gw.nc, max_age=self.gw.settings.change_retention)
+        await self.stream.start()
+
+    # -- WebSocket handlers -------------------------------------------------------------------
+
+    async def on_subscribe(self, client: Client, req_id: str, data: dict[str, Any]) -> None:
+        qid, col = data.get("id"), data.get("group")
+        if not isinstance(qid, str) or not qid:
+            client.reply(req_id, "realtime-subscribe", _nack(qid, col, "`id` (the live query id) is required"))
+            return
+        try:
+            await self._subscribe(client, req_id, qid, data)
+        except MeshError as exc:
+            await self._remove(client, qid)
+            client.reply(req_id, "realtime-subscribe", _nack(qid, col, exc.message))
+
+    async def on_unsubscribe(self, client: Client, req_id: str, data: dict[str, Any]) -> None:
+        qid = data.get("id")
+        if isinstance(qid, str):
+            await self._remove(client, qid)
+        client.reply(req_id, "realtime-unsubscribe", {"group": data.get("group"), "id": qid, "ack": True})
+
+    async def on_close(self, client: Client) -> None:
+        for qid in list(self.by_client.get(client.id, {})):
+            await self._remove(client, qid)
+        self.by_client.pop(client.id, None)
+
+    async def stop(self) -> None:
+        for f in list(self.feeds.values()):
+            if f.sub is not None:
+                with contextlib.suppress(Exception):
+                    await f.sub.unsubscribe()
+        self.feeds.clear()
+        self.by_client.clear()
+
+    # -- subscribe ------------------------------------------------------------------------------
+
+    async def _subscribe(self, client: Client, req_id: str, qid: str, data: dict[str, Any]) -> None:
+        project = self.gw.project(client.project_of(data))
+        alias, col = data.get("dbType"), data.get("group")
+        if not isinstance(alias, str):
+            raise BadRequest("`dbType` (the database alias) is required")
+        id_field = database(project, alias)
+        try:
+            check_collection(col)
+        except DataError as exc:
+            raise BadRequest(exc.message) from None
+        assert isinstance(col, str)
+        if not project.crud[alias].realtime_enabled(col):
+            raise BadRequest(f"realtime is not enabled for {alias}/{col} (isRealtimeEnabled)")
+        where = data.get("where") or {}
+        options = data.get("options") or {}
+        if not isinstance(where, dict) or not isinstance(options, dict):
+            raise BadRequest("`where` and `options` must be objects")
+        try:
+            validate_find(where)
+        except DataError as exc:
+            raise BadRequest(exc.message) from None
+        resume = options.get("resumeFrom")
+        if resume is not None and (isinstance(resume, bool) or not isinstance(resume, int | float)):
+            raise BadRequest("`options.resumeFrom` must be the time (ms) of the last event seen")
+        token = data.get("token") if isinstance(data.get("token"), str) else None
+        claims = claims_for(project, token)
+        args: dict[str, Any] = {"op": "all", "auth": claims, "token": token, "find": where}
+        await authorize_crud(self.gw, project, alias, col, "read", args)
+        where = args.get("find") or {}
+
+        await self._remove(client, qid)
+        f = await self._feed(project.id, alias, col, id_field)
+        key = orjson.dumps(where, option=orjson.OPT_SORT_KEYS).decode()
+        query = f.queries.get(key)
+        if query is None:
+            query = f.queries[key] = SharedQuery((project.id, alias, col, key), where, id_field)
+        changes_only = bool(options.get("changesOnly"))
+        skip_initial = changes_only or bool(options.get("skipInitial"))
+        sub = Subscriber(client, qid, claims, token, changes_only,
+                         syncing=None if skip_initial and resume is None else [])
+        query.subscribers[(client.id, qid)] = sub
+        self.by_client.setdefault(client.id, {})[qid] = query
+        ack: dict[str, Any] = {"group": col, "id": qid, "ack": True, "error": "", "docs": [],
+                               "time": int(time.time() * 1000)}
+
+        if resume is not None:
+            replay = await self.stream.since(project.id, alias, col, float(resume)) if self.stream else None
+            if replay is not None:
+                events = [self._event(query, e) for e in replay]
+                merged = coalesce([e for e in events if e is not None] + (sub.syncing or []))
+                sub.syncing = None
+                client.reply(req_id, "realtime-subscribe", {**ack, "resumed": True})
+                for ev in merged.values():
+                    await self._send(sub, f, ev.id, "update" if ev.now else "delete", ev)
+                return
+            ack["reset"] = True
+            skip_initial = False
+        if skip_initial:
+            client.reply(req_id, "realtime-subscribe", ack)
+            return
+        rows = await self.gw.db_request(project.id, alias, "read", {
+            "col": col, "op": "all", "find": where, "options": {"versions": True}})
+        snapshot: dict[str, tuple[int, dict[str, Any]]] = {}
+        for row in rows if isinstance(rows, list) else []:
+            version = row.pop(VERSION, 0) if isinstance(row, dict) else 0
+            did = doc_id(row.get(id_field)) if isinstance(row, dict) else None
+            if did is not None:
+                snapshot[did] = (int(version or 0), row)
+        query.seed({did: v for did, (v, _) in snapshot.items()})
+        later = coalesce(sub.syncing or [])
+        sub.syncing = None
+        docs = []
+        for did, (version, row) in snapshot.items():
+            ev = later.pop(did, None)
+            if ev is not None and ev.version > version:
+                if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc, {}):
+                    docs.append(feed(qid, did, "initial", ev.doc, feed_time(ev.version), col, alias))
+                continue
+            docs.append(feed(qid, did, "initial", row, feed_time(version), col, alias))
+        for did, ev in later.items():
+            if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc, {}):
+                docs.append(feed(qid, did, "initial", ev.doc, feed_time(ev.version), col, alias))
+        ack["docs"] = docs
+        client.reply(req_id, "realtime-subscribe", ack)
+
+    def _event(self, query: SharedQuery, raw: dict[str, Any]) -> Event | None:
+        did = doc_id(raw.get("id"))
+        if did is None:
+            return None
+        doc = raw.get("doc") if raw.get("type") != "delete" else None
+        version = int(raw.get("version") or 0)
+        return Event(did, version, doc, doc is not None and matches(query.where, doc))
+
+    async def _feed(self, project: str, alias: str, col: str, id_field: str) -> Feed:
+        key = (project, alias, col)
+        f = self.feeds.get(key)
+        if f is None:
+            f = self.feeds[key] = Feed(project, alias, col, id_field)
+            f.ready = asyncio.get_running_loop().create_future()
+            try:
+                f.sub = await self.gw.nc.subscribe(
+                    subjects.changes(project, alias, col),
+                    cb=lambda msg: self._on_message(f, msg),
+                    pending_msgs_limit=1_000_000, pending_bytes_limit=1 << 30,
+                )
+                await self.gw.nc.flush()
+            except Exception as exc:
+                self.feeds.pop(key, None)
+                f.ready.set_exception(exc)
+                raise
+            f.ready.set_result(None)
+        assert f.ready is not None
+        await asyncio.shield(f.ready)
+        return f
+
+    async def _remove(self, client: Client, qid: str) -> None:
+        query = self.by_client.get(client.id, {}).pop(qid, None)
+        if query is None:
+            return
+        query.subscribers.pop((client.id, qid), None)
+        if query.subscribers:
+            return
+        project, alias, col, key = query.key
+        f = self.feeds.get((project, alias, col))
+        if f is None:
+            return
+        f.queries.pop(key, None)
+        if not f.queries:
+            self.feeds.pop((project, alias, col), None)
+            if f.sub is not None:
+                with contextlib.suppress(Exception):
+                    await f.sub.unsubscribe()
+
+    # -- fan-out --------------------------------------------------------------------------------
+
+    async def _on_message(self, f: Feed, msg: Msg) -> None:
+        try:
+            raw = unpack(msg.data)
+        except Exception:
+            log.warning("undecodable change event on %s", msg.subject)
+            return
+        if not isinstance(raw, dict):
+            return
+        did = doc_id(raw.get("id"))
+        if did is None:
+            return
+        version = int(raw.get("version") or 0)
+        doc = raw.get("doc") if raw.get("type") != "delete" else None
+        for query in list(f.queries.values()):
+            result = query.classify(did, version, doc)
+            if result is None:
+                continue
+            event, kind = result
+            cache: dict[str, bool] = {}
+            for sub in list(query.subscribers.values()):
+                if sub.syncing is not None:
+                    sub.syncing.append(event)
+                elif kind is not None:
+                    await self._send(sub, f, did, kind, event, cache)
+
+    async def _send(self, sub: Subscriber, f: Feed, did: str, kind: Kind, ev: Event,
+                    cache: dict[str, bool] | None = None) -> None:
+        if kind == "delete":
+            payload: dict[str, Any] = {f.id_field: ev.doc[f.id_field] if ev.doc else did}
+        else:
+            assert ev.doc is not None
+            if not await self._allowed(sub, f, ev.doc, cache if cache is not None else {}):
+                return
+            payload = ev.doc
+        sub.client.push("realtime-feed", feed(sub.qid, did, kind, payload, feed_time(ev.version), f.col, f.alias))
+
+    async def _allowed(self, sub: Subscriber, f: Feed, doc: dict[str, Any], cache: dict[str, bool]) -> bool:
+        """The read rule, applied to this one document for this subscriber (cached per identity)."""
+        project = self.gw.config.project(f.project)
+        if project is None or f.alias not in project.crud:
+            return False
+        rule = crud_rule({"collections": project.crud[f.alias].collections}, f.col, "read")
+        kind = rule.get("rule") if rule is not None else None
+        if kind == "allow":
+            return True
+        # Rules that cannot depend on the document are decided once per identity and event.
+        ident = ""
+        if kind in ("authenticated", "deny"):
+            ident = orjson.dumps(sub.claims, option=orjson.OPT_SORT_KEYS).decode() if sub.claims else "-"
+        if ident and ident in cache:
+            return cache[ident]
+        args = {"op": "one", "auth": sub.claims, "token": sub.token, "find": dict(doc), "doc": doc}
+        decision = await evaluate(rule, args, RuleContext(self.gw, f.project))
+        if ident:
+            cache[ident] = decision.allowed
+        return decision.allowed
+
+
+def _nack(qid: Any, col: Any, message: str) -> dict[str, Any]:
+    return {"group": col, "id": qid, "ack": False, "error": message, "docs": None}
