@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -72,7 +73,13 @@ class SQLiteDriver:
             await _run(db, "PRAGMA journal_mode = WAL")
         return db
 
+    def _folder_missing(self) -> bool:
+        return not self.memory and not os.path.isdir(os.path.dirname(os.path.abspath(self.path)))
+
     async def connect(self) -> None:
+        if self._folder_missing():
+            # checked here: a failed aiosqlite.connect leaves its worker thread posting to the loop
+            raise Unavailable(f"sqlite unavailable: the directory of {self.path!r} does not exist")
         try:
             if self._writer is None:
                 self._writer = await self._open()
