@@ -132,7 +132,7 @@ class StaticRoutes:
 def add_routes(app: FastAPI, gw: Gateway) -> None:
     """The SDK route, and the middleware serving every project's static routes."""
 
-    @app.get(SDK_PREFIX + "{name}", include_in_schema=False)
+    @app.api_route(SDK_PREFIX + "{name}", methods=["GET", "HEAD"], include_in_schema=False)
     async def sdk_file(name: str) -> Response:
         found = safe_file(SDK_DIR, name) if name.endswith(".js") else None
         if found is None:

@@ -1,0 +1,73 @@
+"""The todo example in-process (db worker + gateway + the `todo` service on the test NATS), and Chromium.
+
+Browser tests need Debian's chromium (`apt-get install chromium`) and the `playwright` Python
+package; they never download a browser (`playwright install` is not used). Screenshots go to
+`test-artifacts/browser/`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.config import parse
+from mesh.worker import DbWorker
+from sdk import Mesh
+from tests.support.servers import gateway
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "todo"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+
+
+def chromium_path() -> str | None:
+    for path in CHROMIUM_PATHS:
+        if Path(path).exists():
+            return path
+    return shutil.which("chromium")
+
+
+@dataclass
+class TodoStack:
+    url: str
+    project: str
+
+    def page_url(self) -> str:
+        return f"{self.url}/?project={self.project}"
+
+
+def example_config(tmp: Path, project: str) -> dict[str, Any]:
+    """The example's config.yaml, as is, but with its own project id and database file."""
+    raw = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
+    proj = raw["projects"][0]
+    proj["id"] = project
+    proj["modules"]["crud"]["db"]["conn"] = str(tmp / "todo.db")
+    for route in proj["modules"]["static"]["routes"]:
+        route["path"] = str(EXAMPLE / route["path"])
+    return dict(raw)
+
+
+@pytest.fixture
+async def todo_stack(nats_url: str, tmp_path: Path) -> AsyncIterator[TodoStack]:
+    from examples.todo import service
+
+    project = "todo-" + uuid.uuid4().hex[:8]
+    cfg = parse(example_config(tmp_path, project), env={}, base=tmp_path)
+    worker = DbWorker(nats_url, databases=cfg.databases())
+    await worker.start()
+    mesh = Mesh("todo", project=project, nats_url=nats_url)
+    mesh.function(service.summary)
+    try:
+        async with mesh, gateway(cfg, nats_url) as gw:
+            yield TodoStack(gw.url, project)
+    finally:
+        await worker.stop()
