@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from gateway.config import parse
+from gateway.server import Gateway
 from mesh.worker import DbWorker
 from sdk import Mesh
 from tests.support.servers import gateway
@@ -40,6 +41,7 @@ def chromium_path() -> str | None:
 class TodoStack:
     url: str
     project: str
+    gw: Gateway
 
     def page_url(self) -> str:
         return f"{self.url}/?project={self.project}"
@@ -68,6 +70,6 @@ async def todo_stack(nats_url: str, tmp_path: Path) -> AsyncIterator[TodoStack]:
     mesh.function(service.summary)
     try:
         async with mesh, gateway(cfg, nats_url) as gw:
-            yield TodoStack(gw.url, project)
+            yield TodoStack(gw.url, project, gw.gw)
     finally:
         await worker.stop()

@@ -8,6 +8,8 @@ Python service. Every step leaves a screenshot in test-artifacts/browser/.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +23,7 @@ CHROMIUM = chromium_path()
 if CHROMIUM is None:
     pytest.skip("Debian chromium is not installed: apt-get install chromium (as root)", allow_module_level=True)
 try:
-    from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+    from playwright.async_api import Browser, BrowserContext, Page, WebSocket, async_playwright, expect
 except ImportError:  # pragma: no cover
     pytest.skip("the playwright package is missing: pip install -e '.[test]'", allow_module_level=True)
 
@@ -200,5 +202,67 @@ async def test_two_devices_one_user_and_another_user(browser: Browser, todo_stac
     await laptop.shot("signed-out-again")
 
     for device in (laptop, phone, bob):
+        assert device.errors == [], f"{device.name}: {device.errors}"
+        await device.context.close()
+
+
+async def test_devices_catch_up_after_their_sockets_drop(browser: Browser, todo_stack: TodoStack) -> None:
+    """Every socket is closed by the server (4008, as for a slow consumer); writes made while the
+    pages reconnect reach them through the resume, and nothing is lost or duplicated."""
+    laptop = await Device.open(browser, "resume-laptop", todo_stack, **DESKTOP)
+    phone = await Device.open(browser, "resume-phone", todo_stack, **PHONE)
+    acks: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []
+
+    def on_socket(ws: WebSocket) -> None:
+        def received(payload: str | bytes) -> None:
+            frame = json.loads(payload)
+            if frame.get("type") == "realtime-subscribe":
+                acks.append(frame["data"])
+
+        def sending(payload: str | bytes) -> None:
+            frame = json.loads(payload)
+            if frame.get("type") == "realtime-subscribe":
+                sent.append(frame["data"])
+
+        ws.on("framereceived", received)
+        ws.on("framesent", sending)
+
+    phone.page.on("websocket", on_socket)
+    await laptop.sign_up("Carol", "carol@example.com", PASSWORD)
+    await expect(laptop.page.locator("#status")).to_have_class("status live")
+    await phone.sign_in("carol@example.com", PASSWORD)
+    await expect(phone.page.locator("#status")).to_have_class("status live")
+    for text in ("one", "two", "three"):
+        await laptop.add(text)
+    await expect(phone.page.locator(".item")).to_have_count(3)
+
+    for client in list(todo_stack.gw.clients.values()):
+        with contextlib.suppress(Exception):
+            await client.ws.close(4008, "slow consumer (test)")
+    await expect(phone.page.locator("#status")).to_have_class("status down")
+    await phone.shot("reconnecting")
+    # While the sockets are down (HTTP still works): add, complete, delete.
+    await laptop.add("four")
+    await laptop.item("one").locator("input[type=checkbox]").click()
+    await laptop.item("two").locator(".delete").click()
+
+    await expect(phone.page.locator("#status")).to_have_class("status live")
+    await expect(phone.page.locator(".item")).to_have_count(3)
+    await expect(phone.item("four")).to_be_visible()
+    await expect(phone.item("one")).to_have_class("item done")
+    await expect(phone.item("two")).to_have_count(0)
+    await expect(laptop.page.locator(".item")).to_have_count(3)
+    # Live again afterwards.
+    await phone.add("five")
+    await expect(laptop.item("five")).to_be_visible()
+    await phone.not_reloaded()
+    await laptop.not_reloaded()
+    await phone.shot("caught-up")
+    # The phone subscribed once, then resumed from the last time it had seen (no new snapshot).
+    assert len(sent) == 2 and "resumeFrom" not in sent[0]["options"], sent
+    assert sent[1]["options"]["resumeFrom"] > 0 and sent[1]["id"] == sent[0]["id"]
+    assert acks[1].get("resumed") is True and acks[1]["docs"] == [], acks[1]
+    for device in (laptop, phone):
         assert device.errors == [], f"{device.name}: {device.errors}"
         await device.context.close()
