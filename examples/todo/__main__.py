@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -32,13 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _wait_ready(server: subprocess.Popen[bytes], port: int, state: Path, timeout: float = 60.0) -> str:
-    """The embedded NATS URL once the gateway answers; raises if the server exits first."""
-    import json
-
+def _wait_ready(server: subprocess.Popen[bytes], port: int, state: Path, stop: Callable[[], bool],
+                timeout: float = 60.0) -> str:
+    """The embedded NATS URL once the gateway answers; raises if the server exits first or on Ctrl-C."""
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{port}/v1/api/health"
     while time.monotonic() < deadline:
+        if stop():
+            raise SystemExit(130)
         if server.poll() is not None:
             raise SystemExit(f"the server exited with code {server.returncode}")
         try:
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     service: subprocess.Popen[bytes] | None = None
     try:
-        nats_url = _wait_ready(server, args.port, state)
+        nats_url = _wait_ready(server, args.port, state, lambda: stopping)
         service = subprocess.Popen(  # noqa: S603 (our own fixed command line)
             [sys.executable, "-m", "examples.todo.service", "--nats", nats_url, "--project", args.project],
             env=env, cwd=ROOT, start_new_session=True,
