@@ -37,6 +37,7 @@ class Client:
         self._queue: collections.deque[str] = collections.deque()
         self._max_queue = max_queue
         self._wake = asyncio.Event()
+        self._overflow = asyncio.Event()
         self._closing: tuple[int, str] | None = None
         self.closed = False
 
@@ -47,6 +48,7 @@ class Client:
         if len(self._queue) >= self._max_queue:
             self._queue.clear()
             self._closing = (SLOW_CONSUMER, "slow consumer: send queue overflowed")
+            self._overflow.set()
         else:
             self._queue.append(orjson.dumps(frame).decode())
         self._wake.set()
@@ -77,8 +79,6 @@ class Client:
                 await self.ws.send({"type": "websocket.send", "text": self._queue.popleft()})
             if self._closing is not None:
                 code, reason = self._closing
-                if code == SLOW_CONSUMER:
-                    log.warning("closing websocket %s: %s", self.id, reason)
                 with contextlib.suppress(Exception):
                     await self.ws.close(code, reason)
                 return
@@ -87,12 +87,18 @@ class Client:
         await self.ws.accept()
         writer = asyncio.create_task(self._writer())
         reader = asyncio.create_task(self._reader(handlers))
+        overflow = asyncio.create_task(self._overflow.wait())
         try:
-            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({writer, reader, overflow}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.closed = True
-            for task in (writer, reader):
+            for task in (writer, reader, overflow):
                 task.cancel()
+            if self._overflow.is_set():
+                # The writer may be stuck on a full socket: drop it, say why, and go.
+                log.warning("closing websocket %s: slow consumer (send queue overflowed)", self.id)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.ws.close(SLOW_CONSUMER, "slow consumer"), 2)
             for hook in on_close:
                 try:
                     await hook(self)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -197,7 +198,7 @@ class LiveQueries:
             try:
                 f.sub = await self.gw.nc.subscribe(
                     subjects.changes(project, alias, col),
-                    cb=lambda msg: self._on_message(f, msg),
+                    cb=functools.partial(self._on_message, f),
                     pending_msgs_limit=1_000_000, pending_bytes_limit=1 << 30,
                 )
                 await self.gw.nc.flush()

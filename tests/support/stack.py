@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config import parse
+from gateway.config import Config, parse
+from gateway.server import Settings
 from mesh.worker import DbWorker
 from tests.adapters.conftest import _url
 from tests.support.servers import RunningGateway, gateway, project_config
@@ -43,6 +44,7 @@ class Stack:
     alias: str
     id: str
     """The primary-key field: `_id` on Mongo, `id` on SQL."""
+    config: Config | None = None
     names: dict[str, str] = field(default_factory=dict)
     """Per-run names of collections that have rules (databases are shared between runs)."""
 
@@ -53,7 +55,7 @@ class Stack:
 @contextlib.asynccontextmanager
 async def stack(db: str, tmp: Path, nats_url: str, *, collections: dict[str, Any] | None = None,
                 auth: dict[str, Any] | None = None, functions: dict[str, Any] | None = None,
-                project: str | None = None) -> AsyncIterator[Stack]:
+                project: str | None = None, settings: Settings | None = None) -> AsyncIterator[Stack]:
     project = project or "p" + uuid.uuid4().hex[:10]
     alias = ALIASES[db]
     crud = {alias: {"type": db, "conn": await conn_for(db, tmp), "collections": collections or {}}}
@@ -64,7 +66,7 @@ async def stack(db: str, tmp: Path, nats_url: str, *, collections: dict[str, Any
     worker = DbWorker(nats_url, databases=cfg.databases())
     await worker.start()
     try:
-        async with gateway(cfg, nats_url) as gw, httpx.AsyncClient(base_url=gw.url, timeout=15) as http:
-            yield Stack(gw, http, project, alias, "_id" if db == "mongo" else "id")
+        async with gateway(cfg, nats_url, settings=settings) as gw, httpx.AsyncClient(base_url=gw.url, timeout=15) as http:
+            yield Stack(gw, http, project, alias, "_id" if db == "mongo" else "id", cfg)
     finally:
         await worker.stop()
