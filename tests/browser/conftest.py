@@ -22,6 +22,7 @@ from gateway.server import Gateway
 from mesh.worker import DbWorker
 from sdk import Mesh
 from tests.support.servers import gateway
+from tests.support.stack import conn_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "todo"
@@ -42,34 +43,39 @@ class TodoStack:
     url: str
     project: str
     gw: Gateway
+    db: str = "sqlite"
 
     def page_url(self) -> str:
         return f"{self.url}/?project={self.project}"
 
 
-def example_config(tmp: Path, project: str) -> dict[str, Any]:
-    """The example's config.yaml, as is, but with its own project id and database file."""
+def example_config(tmp: Path, project: str, db_type: str = "sqlite", conn: str | None = None) -> dict[str, Any]:
+    """The example's config.yaml, as is, but with its own project id and database: the one-line switch."""
     raw = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
     proj = raw["projects"][0]
     proj["id"] = project
-    proj["modules"]["crud"]["db"]["conn"] = str(tmp / "todo.db")
+    proj["modules"]["crud"]["db"]["type"] = db_type
+    proj["modules"]["crud"]["db"]["conn"] = conn or str(tmp / "todo.db")
     for route in proj["modules"]["static"]["routes"]:
         route["path"] = str(EXAMPLE / route["path"])
     return dict(raw)
 
 
 @pytest.fixture
-async def todo_stack(nats_url: str, tmp_path: Path) -> AsyncIterator[TodoStack]:
+async def todo_stack(request: pytest.FixtureRequest, nats_url: str, tmp_path: Path) -> AsyncIterator[TodoStack]:
+    """The example on SQLite, or on the database given by indirect parametrisation (see stack.py)."""
     from examples.todo import service
 
+    db = getattr(request, "param", "sqlite")
     project = "todo-" + uuid.uuid4().hex[:8]
-    cfg = parse(example_config(tmp_path, project), env={}, base=tmp_path)
+    conn = await conn_for(db, tmp_path)
+    cfg = parse(example_config(tmp_path, project, db, conn), env={}, base=tmp_path)
     worker = DbWorker(nats_url, databases=cfg.databases())
     await worker.start()
     mesh = Mesh("todo", project=project, nats_url=nats_url)
     mesh.function(service.summary)
     try:
         async with mesh, gateway(cfg, nats_url) as gw:
-            yield TodoStack(gw.url, project, gw.gw)
+            yield TodoStack(gw.url, project, gw.gw, db)
     finally:
         await worker.stop()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from tests.browser.conftest import ARTIFACTS, CHROMIUM_ARGS, TodoStack, chromium_path
+from tests.support.stack import database_params
 
 pytestmark = pytest.mark.browser
 
@@ -53,6 +55,7 @@ class Device:
         self.context = context
         self.page = page
         self.errors: list[str] = []
+        self.prefix = ""
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
 
     @classmethod
@@ -60,6 +63,7 @@ class Device:
         context = await browser.new_context(**options)
         page = await context.new_page()
         device = cls(name, context, page)
+        device.prefix = "" if stack.db == "sqlite" else stack.db
         await page.goto(stack.page_url())
         await page.evaluate("window.__loadedOnce = true")
         return device
@@ -67,7 +71,11 @@ class Device:
     async def shot(self, step: str) -> None:
         Device.counter += 1
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await self.page.screenshot(path=str(ARTIFACTS / f"{Device.counter:02d}-{self.name}-{step}.png"), full_page=True)
+        name = f"{Device.counter:02d}-{self.name}-{step}.png"
+        if self.prefix:
+            name = f"{self.prefix}/{name}"
+            (ARTIFACTS / self.prefix).mkdir(parents=True, exist_ok=True)
+        await self.page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
     async def not_reloaded(self) -> None:
         assert await self.page.evaluate("window.__loadedOnce === true"), f"{self.name} reloaded"
@@ -95,8 +103,10 @@ class Device:
         return self.page.locator(".item", has_text=text)
 
 
+@pytest.mark.parametrize("todo_stack", database_params(), indirect=True)
 async def test_two_devices_one_user_and_another_user(browser: Browser, todo_stack: TodoStack) -> None:
-    alice = "alice@example.com"
+    run = uuid.uuid4().hex[:6]  # databases other than SQLite outlive the test: fresh users every run
+    alice = f"alice-{run}@example.com"
     laptop = await Device.open(browser, "alice-laptop", todo_stack, **DESKTOP)
     phone = await Device.open(browser, "alice-phone", todo_stack, **PHONE)
     bob = await Device.open(browser, "bob", todo_stack, **DESKTOP)
@@ -125,7 +135,7 @@ async def test_two_devices_one_user_and_another_user(browser: Browser, todo_stac
     await expect(phone.page.locator("#app-view")).to_be_hidden()
     await phone.shot("wrong-password")
     # An unknown email too.
-    await phone.sign_in("nobody@example.com", PASSWORD)
+    await phone.sign_in(f"nobody-{run}@example.com", PASSWORD)
     await expect(phone.page.locator("#auth-error")).to_contain_text("no account")
 
     # The right password.
@@ -165,7 +175,7 @@ async def test_two_devices_one_user_and_another_user(browser: Browser, todo_stac
     await phone.shot("sees-deleted")
 
     # Bob: his own empty list; Alice's todos never reach him, his never reach her.
-    await bob.sign_up("Bob", "bob@example.com", "bobs password 1")
+    await bob.sign_up("Bob", f"bob-{run}@example.com", "bobs password 1")
     await expect(bob.page.locator("#empty")).to_be_visible()
     await bob.add("Bob's secret plan")
     await expect(bob.page.locator(".item")).to_have_count(1)

@@ -206,12 +206,12 @@ async function onAdd(event) {
   event.preventDefault();
   const text = el.newTodo.value.trim();
   if (!text) return;
-  el.add.disabled = true;
+  // Clear at once so the next todo can be typed while this one is saved; put it back if saving fails.
+  el.newTodo.value = '';
+  el.newTodo.focus();
   const doc = { [session.idField]: newId(), userId: userId(), text, done: false, createdAt: new Date().toISOString() };
   const ok = await mutate(db.insert('todos').doc(doc).apply(), 'add the todo');
-  el.add.disabled = false;
-  if (ok) el.newTodo.value = '';
-  el.newTodo.focus();
+  if (!ok && !el.newTodo.value) el.newTodo.value = text;
 }
 
 function mine(id) {
