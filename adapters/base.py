@@ -38,6 +38,8 @@ class ReadOptions:
     skip: int | None = None
     limit: int | None = None
     distinct: str | None = None
+    versions: bool = False
+    """Internal (live queries): include each document's version as `_v`."""
 
 
 @dataclass(slots=True)

@@ -135,12 +135,15 @@ class MongoAdapter:
                         out.append(value)
                 return sorted(out, key=_Key)
             select = dict(o.select or {})
-            if not any(v for k, v in select.items() if k != self.id_field) and not (select.get("_id") == 1):
+            if not o.versions and not any(v for k, v in select.items() if k != self.id_field) and not (
+                select.get("_id") == 1
+            ):
                 select[V] = 0
             sort = list((o.sort or {}).items()) or None
             limit = 1 if op == "one" else o.limit or 0
             docs = await c.find(find, select, sort=sort, skip=o.skip or 0, limit=limit).to_list(None)
-        docs = [_strip(d) for d in docs]
+        if not o.versions:
+            docs = [_strip(d) for d in docs]
         if op == "one":
             if not docs:
                 raise NotFound("no document matches the find")

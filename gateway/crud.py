@@ -31,6 +31,7 @@ OPS = {
     "aggr": ("one", "all"),
 }
 WRITE_TYPES = ("create", "update", "delete")
+READ_OPTIONS = ("select", "sort", "skip", "limit", "distinct")
 EMPTY = b"{}"
 
 
@@ -74,7 +75,7 @@ def normalize(kind: str, body: dict[str, Any], id_field: str) -> dict[str, Any]:
         find = _object(body, "find")
         validate_find(find)
         if kind == "read":
-            options = _object(body, "options")
+            options = {k: v for k, v in _object(body, "options").items() if k in READ_OPTIONS}
             validate_options(options.get("select"), options.get("sort"), options.get("skip"), options.get("limit"),
                              options.get("distinct"), id_field=id_field)
             if op == "distinct" and not isinstance(options.get("distinct"), str):

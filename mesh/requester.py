@@ -1,13 +1,17 @@
 """Request-reply over one long-lived reply subscription.
 
 nats-py's `request()` draws random bytes and wraps each call in `asyncio.wait_for`; on the hot
-path a counter on one wildcard inbox and a timer handle do the same job for less.
+path a counter on one wildcard inbox does the same job for less. Timeouts are not one timer per
+request either (under load the event loop's timer heap then holds every pending and cancelled
+handle: pushing into it was ~5% of the gateway's time): requests are put in buckets by deadline,
+`TICK` seconds wide, with one timer per bucket; a request times out at most `TICK` late.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from typing import Any
 
 from nats.aio.client import Client
@@ -20,6 +24,9 @@ ERROR_HEADER = "Nats-Service-Error"
 STATUS_HEADER = "Status"
 NO_RESPONDERS = "503"
 
+TICK = 0.01
+"""Width of a timeout bucket, in seconds."""
+
 
 class Requester:
     def __init__(self, nc: Client) -> None:
@@ -27,6 +34,7 @@ class Requester:
         self._prefix = ""
         self._prefix_len = 0
         self._pending: dict[str, asyncio.Future[Msg]] = {}
+        self._buckets: dict[int, list[str]] = {}
         self._counter = itertools.count(1)
         self._sub: Any = None
 
@@ -57,11 +65,18 @@ class Requester:
         """
         if self._sub is None:
             raise RuntimeError("Requester.start() was not called")
+        if not self._nc.is_connected:
+            raise ServiceUnavailable(f"cannot reach {what or subject}: not connected to NATS (reconnecting)")
         token = str(next(self._counter))
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Msg] = loop.create_future()
         self._pending[token] = fut
-        timer = loop.call_later(timeout, _expire, fut)
+        tick = math.ceil((loop.time() + timeout) / TICK)
+        bucket = self._buckets.get(tick)
+        if bucket is None:
+            bucket = self._buckets[tick] = []
+            loop.call_at(tick * TICK, self._expire, tick)
+        bucket.append(token)
         try:
             await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
             msg = await fut
@@ -72,7 +87,6 @@ class Requester:
         except Exception as exc:  # connection closed, draining, ...
             raise ServiceUnavailable(f"cannot reach {what or subject}: {exc or type(exc).__name__}") from None
         finally:
-            timer.cancel()
             self._pending.pop(token, None)
         hdrs = msg.headers
         if hdrs:
@@ -83,7 +97,9 @@ class Requester:
                 raise from_code(code, hdrs.get(ERROR_HEADER, "error"))
         return msg.data
 
-
-def _expire(fut: asyncio.Future[Msg]) -> None:
-    if not fut.done():
-        fut.set_exception(TimeoutError())
+    def _expire(self, tick: int) -> None:
+        pending = self._pending
+        for token in self._buckets.pop(tick, ()):
+            fut = pending.get(token)
+            if fut is not None and not fut.done():
+                fut.set_exception(TimeoutError())

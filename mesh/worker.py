@@ -50,7 +50,7 @@ def _options(raw: Any) -> ReadOptions:
         raise BadRequest("`options` must be an object")
     return ReadOptions(
         select=raw.get("select"), sort=raw.get("sort"), skip=raw.get("skip"),
-        limit=raw.get("limit"), distinct=raw.get("distinct"),
+        limit=raw.get("limit"), distinct=raw.get("distinct"), versions=raw.get("versions") is True,
     )
 
 

@@ -116,7 +116,13 @@ class SqlAdapter:
         sql = f"SELECT {cols} FROM {table} WHERE {where}{c.order_by(o.sort)}{self.d.limit(limit, o.skip)}"
         async with self.driver.reader() as conn:
             rows = await conn.fetch(sql, c.p.values)
-        docs = [project(layout.decode(self.d, row)[0], o.select, self.id_field) for row in rows]
+        docs = []
+        for row in rows:
+            decoded, version = layout.decode(self.d, row)
+            doc = project(decoded, o.select, self.id_field)
+            if o.versions and version is not None:
+                doc[VERSION_FIELD] = version
+            docs.append(doc)
         if op == "one":
             if not docs:
                 raise NotFound("no document matches the find")

@@ -155,3 +155,15 @@ async def test_type_confusion(backend: Backend) -> None:
     assert await _ids(backend, col, {"s": {"$gt": 1}}) == []
     assert await _ids(backend, col, {"n": {"$in": ["1", "2"]}}) == []
     assert sorted(await _ids(backend, col, {"n": {"$in": [1, 2.0]}})) == ["1", "2"]
+
+
+async def test_versions_on_request(backend: Backend) -> None:
+    """Live queries read snapshots with versions; ordinary reads never show them."""
+    col = await backend.seed([{"id": "v1", "n": 1}])
+    [plain] = await backend.adapter.read(col, "all", {}, ReadOptions())
+    assert "_v" not in plain
+    changes = await backend.adapter.update(col, "all", {}, {"$set": {"n": 2}})
+    [with_v] = await backend.adapter.read(col, "all", {}, ReadOptions(versions=True))
+    if backend.typed and "_v" not in with_v:
+        pytest.skip("typed table without a version column")
+    assert with_v["_v"] == changes[0].version
