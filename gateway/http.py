@@ -82,7 +82,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 
 async def send_json(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS})
+    # With a content-length the server sends the body as is: without one, uvicorn switches to chunked
+    # encoding and writes a third time (the closing chunk) for every response.
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -123,6 +123,9 @@ class FunctionService:
                 queue_group=self._queue,
                 handler=self._dispatcher(self._any_function),
             )
+        # The subscriptions above are only queued on this connection: a round trip makes sure the server
+        # has them, so a call made by anyone once start() returned finds this instance.
+        await self._nc.flush()
         self._svc = svc
 
     def _dispatcher(self, fn: Invoke) -> Callable[[Request], Awaitable[None]]:

@@ -13,11 +13,11 @@ import signal
 import time
 from typing import Any
 
-from adapters.registry import create_adapter
 from nats.aio.client import Client
 
 from adapters.base import Adapter, Change, ReadOptions, WriteRequest
 from adapters.errors import DataError
+from adapters.registry import create_adapter
 
 from . import subjects
 from .codec import pack
@@ -147,8 +147,9 @@ class DbWorker:
             return await adapter.aggregate(col, kind, req.get("pipe") or [])
         if op == "create":
             doc = req.get("doc")
-            docs = doc if isinstance(doc, list) else [doc]
-            if not all(isinstance(d, dict) for d in docs):
+            given = doc if isinstance(doc, list) else [doc]
+            docs = [d for d in given if isinstance(d, dict)]
+            if len(docs) != len(given):
                 raise BadRequest("`doc` must be an object (op one) or a list of objects (op all)")
             changes = await adapter.create(col, docs)
             await self._publish(project, alias, [(col, c) for c in changes])

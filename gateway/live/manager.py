@@ -148,8 +148,8 @@ class LiveQueries:
                 merged = coalesce([e for e in events if e is not None] + (sub.syncing or []))
                 sub.syncing = None
                 client.reply(req_id, "realtime-subscribe", {**ack, "resumed": True})
-                for ev in merged.values():
-                    await self._send(sub, f, ev.id, "update" if ev.now else "delete", ev)
+                for missed in merged.values():
+                    await self._send(sub, f, missed.id, "update" if missed.now else "delete", missed)
                 return
             ack["reset"] = True
             skip_initial = False
@@ -169,7 +169,7 @@ class LiveQueries:
         sub.syncing = None
         docs = []
         for did, (version, row) in snapshot.items():
-            ev = later.pop(did, None)
+            ev: Event | None = later.pop(did, None)
             if ev is not None and ev.version > version:
                 if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc, {}):
                     docs.append(feed(qid, did, "initial", ev.doc, feed_time(ev.version), col, alias))

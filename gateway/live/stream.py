@@ -63,7 +63,7 @@ class ChangeStream:
             return None
         events: list[dict[str, Any]] = []
         try:
-            pending = (await psub.consumer_info()).num_pending
+            pending = (await psub.consumer_info()).num_pending or 0
             if pending > limit:
                 return None
             while len(events) < pending:

@@ -29,9 +29,9 @@ try:
 except ImportError:  # pragma: no cover
     pytest.skip("the playwright package is missing: pip install -e '.[test]'", allow_module_level=True)
 
-DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "reduced_motion": "reduce"}
 PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
-                         "is_mobile": True, "has_touch": True}
+                         "is_mobile": True, "has_touch": True, "reduced_motion": "reduce"}
 PASSWORD = "correct horse battery"
 
 

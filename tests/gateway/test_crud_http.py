@@ -136,6 +136,7 @@ async def test_batch_is_all_or_nothing(st: Stack) -> None:
     r = await st.http.post(f"/v1/api/{st.project}/crud/{st.alias}/batch", json=bad)
     assert r.status_code == 409
     status, body = await post(st, c, "read", {"op": "all", "find": {}, "options": {"sort": {i: 1}}})
+    assert status == 200
     assert [(d[i], d["v"]) for d in body["result"]] == [("b1", 1), ("keep", 2)]
 
 

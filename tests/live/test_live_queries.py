@@ -181,7 +181,7 @@ async def test_order_per_document_under_rapid_updates(st: Stack) -> None:
 async def test_bad_subscriptions_get_a_clear_nack(st: Stack) -> None:
     lc = await LiveClient.connect(st.gw.ws_url, st.project)
     try:
-        cases = [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"id": "q", "group": col(), "dbType": "nodb"}, "nodb"),
             ({"id": "q", "group": "bad name", "dbType": st.alias}, "collection"),
             ({"id": "q", "group": col(), "dbType": st.alias, "where": {"$where": "1"}}, "$where"),

@@ -66,7 +66,10 @@ async def stack(db: str, tmp: Path, nats_url: str, *, collections: dict[str, Any
     worker = DbWorker(nats_url, databases=cfg.databases())
     await worker.start()
     try:
-        async with gateway(cfg, nats_url, settings=settings) as gw, httpx.AsyncClient(base_url=gw.url, timeout=15) as http:
+        async with (
+            gateway(cfg, nats_url, settings=settings) as gw,
+            httpx.AsyncClient(base_url=gw.url, timeout=15) as http,
+        ):
             yield Stack(gw, http, project, alias, "_id" if db == "mongo" else "id", cfg)
     finally:
         await worker.stop()

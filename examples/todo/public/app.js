@@ -118,6 +118,7 @@ function startSession(user, token) {
   show(el.summary, '');
   show(el.appError, '');
   todos = [];
+  rows.clear();
   el.list.replaceChildren();
   el.loading.hidden = false;
   el.empty.hidden = true;
@@ -157,33 +158,55 @@ function watchTodos() {
   );
 }
 
+/** @type {Map<string, HTMLLIElement>} rendered rows by todo id, reused so only new rows animate */
+const rows = new Map();
+
+function row(id) {
+  let li = rows.get(id);
+  if (li) return li;
+  li = document.createElement('li');
+  li.dataset.id = id;
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.addEventListener('change', () => toggle(id, box.checked));
+  const text = document.createElement('span');
+  text.className = 'text';
+  const del = document.createElement('button');
+  del.type = 'button';
+  del.className = 'delete';
+  del.textContent = '×';
+  del.title = 'Delete';
+  del.addEventListener('click', () => remove(id));
+  li.append(box, text, del);
+  li.classList.add('new');
+  li.addEventListener('animationend', () => li.classList.remove('new'), { once: true });
+  rows.set(id, li);
+  return li;
+}
+
 function render() {
   el.loading.hidden = true;
   const sorted = [...todos].sort((a, b) => String(a.createdAt).localeCompare(String(b.createdAt)));
+  const seen = new Set();
   const items = sorted.map((todo) => {
-    const id = todo[session.idField];
-    const li = document.createElement('li');
-    li.className = `item${todo.done ? ' done' : ''}`;
-    li.dataset.id = id;
-    const box = document.createElement('input');
-    box.type = 'checkbox';
+    const id = String(todo[session.idField]);
+    seen.add(id);
+    const li = row(id);
+    li.classList.add('item');
+    li.classList.toggle('done', Boolean(todo.done));
+    const [box, text, del] = li.children;
     box.checked = Boolean(todo.done);
     box.setAttribute('aria-label', `Mark "${todo.text}" ${todo.done ? 'not done' : 'done'}`);
-    box.addEventListener('change', () => toggle(id, box.checked));
-    const text = document.createElement('span');
-    text.className = 'text';
     text.textContent = todo.text;
-    const del = document.createElement('button');
-    del.type = 'button';
-    del.className = 'delete';
-    del.textContent = '×';
-    del.title = 'Delete';
     del.setAttribute('aria-label', `Delete "${todo.text}"`);
-    del.addEventListener('click', () => remove(id));
-    li.append(box, text, del);
     return li;
   });
-  el.list.replaceChildren(...items);
+  for (const id of [...rows.keys()]) if (!seen.has(id)) rows.delete(id);
+  // Only touch the DOM order when it changed (moving nodes would restart their animation).
+  const current = [...el.list.children];
+  if (current.length !== items.length || current.some((node, i) => node !== items[i])) {
+    el.list.replaceChildren(...items);
+  }
   el.empty.hidden = items.length > 0;
   const done = todos.filter((t) => t.done).length;
   el.counts.textContent = todos.length ? `${todos.length - done} open · ${done} done` : '';
