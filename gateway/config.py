@@ -131,6 +131,31 @@ def _db(alias: str, spec: Any, where: str, env: dict[str, str], base: Path) -> D
     return DbConfig(alias=alias, type=kind, conn=conn, collections=collections, database=spec.get("database"))
 
 
+def _check_rules(crud: dict[str, DbConfig], functions: dict[str, Any], where: str) -> None:
+    """Every rule is checked at load: an unknown rule type or a malformed rule stops the config."""
+    from gateway.rules import validate_rule
+
+    problems: list[str] = []
+    for alias, db in crud.items():
+        for col, spec in db.collections.items():
+            rules = spec.get("rules") if isinstance(spec, dict) else None
+            for op, rule in (rules or {}).items():
+                problems += validate_rule(rule, f"{where}.modules.crud.{alias}.collections.{col}.rules.{op}")
+    for svc, spec in (functions.get("services") or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        if "register" in spec:
+            problems += validate_rule(spec["register"], f"{where}.modules.functions.services.{svc}.register")
+        for fn, fspec in (spec.get("functions") or {}).items():
+            if isinstance(fspec, dict) and "rule" in fspec:
+                problems += validate_rule(fspec["rule"], f"{where}.modules.functions.services.{svc}.functions.{fn}.rule")
+    for svc, fns in (functions.get("rules") or {}).items():
+        for fn, rule in (fns or {}).items() if isinstance(fns, dict) else ():
+            problems += validate_rule(rule, f"{where}.modules.functions.rules.{svc}.{fn}")
+    if problems:
+        raise ConfigError("invalid rules:\n  " + "\n  ".join(problems))
+
+
 def _project(raw: Any, where: str, env: dict[str, str], base: Path) -> ProjectConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a mapping")
@@ -161,6 +186,7 @@ def _project(raw: Any, where: str, env: dict[str, str], base: Path) -> ProjectCo
     ttl = auth.get("tokenTTL", 7 * 24 * 3600)
     if not isinstance(ttl, int) or ttl <= 0:
         raise ConfigError(f"{where}.modules.auth.tokenTTL: seconds, a positive integer")
+    _check_rules(crud, functions, where)
     routes: list[dict[str, str]] = []
     for route in [*static, *gateway_routes]:
         if isinstance(route, dict) and "prefix" in route and "path" in route:
