@@ -148,7 +148,8 @@ def _check_rules(crud: dict[str, DbConfig], functions: dict[str, Any], where: st
             problems += validate_rule(spec["register"], f"{where}.modules.functions.services.{svc}.register")
         for fn, fspec in (spec.get("functions") or {}).items():
             if isinstance(fspec, dict) and "rule" in fspec:
-                problems += validate_rule(fspec["rule"], f"{where}.modules.functions.services.{svc}.functions.{fn}.rule")
+                place = f"{where}.modules.functions.services.{svc}.functions.{fn}.rule"
+                problems += validate_rule(fspec["rule"], place)
     for svc, fns in (functions.get("rules") or {}).items():
         for fn, rule in (fns or {}).items() if isinstance(fns, dict) else ():
             problems += validate_rule(rule, f"{where}.modules.functions.rules.{svc}.{fn}")
