@@ -179,7 +179,7 @@ function row(id) {
   del.addEventListener('click', () => remove(id));
   li.append(box, text, del);
   li.classList.add('new');
-  li.addEventListener('animationend', () => li.classList.remove('new'), { once: true });
+  setTimeout(() => li.classList.remove('new'), 400); // after the appear animation, if any
   rows.set(id, li);
   return li;
 }
