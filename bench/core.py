@@ -297,11 +297,61 @@ class Context:
     shared: dict[str, Any] = field(default_factory=dict)
     """What one scenario measured that another reuses (e.g. the raw NATS floor)."""
 
+    background: list[float] = field(default_factory=list)
+    """CPU busy fraction of the whole machine just before each measured run (nothing of ours loaded)."""
+    quiet_threshold: float = 0.15
+    quiet_max_wait: float = 20.0
+    quiet_budget: float = 150.0
+    """Seconds the whole run may spend waiting for quiet (keeps bench/run bounded on a busy machine)."""
+
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
+    def settle(self) -> None:
+        """Before a measured run: wait (bounded) until the machine is idle, and record how busy it was.
+
+        Other work on the machine (another test suite, a build) skews every figure; the report shows
+        the background load measured here so a noisy run can be recognised.
+        """
+        start = time.monotonic()
+        deadline = start + min(self.quiet_max_wait, max(0.0, self.quiet_budget))
+        busy = cpu_busy(0.3)
+        while busy > self.quiet_threshold and time.monotonic() < deadline:
+            time.sleep(0.7)
+            busy = cpu_busy(0.3)
+        self.quiet_budget -= time.monotonic() - start
+        if busy > self.quiet_threshold:
+            self.log(f"the machine is busy ({busy:.0%} CPU) before a run: figures will be noisy")
+        self.background.append(busy)
+
 
 # ---------------------------------------------------------------- machine info
+
+
+def _cpu_times() -> tuple[int, int]:
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields), idle
+
+
+def cpu_busy(interval: float) -> float:
+    """Fraction of all cores busy over `interval` seconds (0 when /proc/stat is unavailable)."""
+    try:
+        t0, i0 = _cpu_times()
+        time.sleep(interval)
+        t1, i1 = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 0.0 if t1 == t0 else 1 - (i1 - i0) / (t1 - t0)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cmd_version(cmd: Sequence[str]) -> str:

@@ -13,12 +13,14 @@ from bench import stack
 from bench.core import (
     Context,
     Goal,
+    Sample,
     Section,
     Series,
     fmt_int,
     fmt_ms,
     fmt_ratio,
     md_table,
+    proc_cpu_seconds,
     ratio,
     run_loadgen,
     run_wrk,
@@ -39,9 +41,21 @@ def raw_floor(ctx: Context, concurrency: int, duration: float) -> dict[str, obje
                        timeout=duration + ctx.warmup + 60)
 
 
+def measure_http(url: str, conc: int, duration: float, gateway_pid: int) -> Sample:
+    """wrk against a gateway, also recording the gateway's CPU time per request (µs)."""
+    cpu0 = proc_cpu_seconds(gateway_pid)
+    sample = run_wrk(url, connections=conc, duration=duration)
+    cpu = proc_cpu_seconds(gateway_pid) - cpu0
+    if sample.requests:
+        sample.extra["gateway_cpu_us_per_req"] = 1e6 * cpu / sample.requests
+    return sample
+
+
 def run(ctx: Context) -> Section:
-    _gw, sc_url = stack.functions_gateway(ctx)
+    gw, sc_url = stack.functions_gateway(ctx)
+    gw_pid = gw.pid
     mol_url = stack.moleculer(ctx)
+    mol_pid = ctx.shared["moleculer_gateway"].pid
     stack.raw_responder(ctx)
     series = Series()
     with timed(ctx, "functions: warm-up"):
@@ -50,8 +64,11 @@ def run(ctx: Context) -> Section:
     for rep in range(ctx.runs):
         for conc in ctx.concurrencies:
             with timed(ctx, f"functions: run {rep + 1}/{ctx.runs}, {conc} clients"):
-                series.add(SC, conc, run_wrk(sc_url, connections=conc, duration=ctx.duration))
-                series.add(MOL, conc, run_wrk(mol_url, connections=conc, duration=ctx.duration))
+                ctx.settle()
+                series.add(SC, conc, measure_http(sc_url, conc, ctx.duration, gw_pid))
+                ctx.settle()
+                series.add(MOL, conc, measure_http(mol_url, conc, ctx.duration, mol_pid))
+                ctx.settle()
                 series.add(RAW, conc, sample_from(raw_floor(ctx, conc, ctx.duration)))
     ctx.shared["raw_series"] = series  # part 2 reuses the floor measured here
 
@@ -61,8 +78,10 @@ def run(ctx: Context) -> Section:
         sc, mol, raw = (series.median(s, conc) for s in SYSTEMS)
         assert sc is not None and mol is not None and raw is not None
         for name, m in ((SC, sc), (MOL, mol), (RAW, raw)):
+            cpu = m.extra.get("gateway_cpu_us_per_req")
             rows.append([str(conc), name, fmt_int(m.rps), fmt_ms(m.p50_ms), fmt_ms(m.p99_ms), str(m.errors),
-                         fmt_ratio(ratio(m.rps, mol.rps)), fmt_ratio(ratio(m.rps, raw.rps))])
+                         fmt_ratio(ratio(m.rps, mol.rps)), fmt_ratio(ratio(m.rps, raw.rps)),
+                         "-" if cpu is None else f"{cpu:.0f} µs"])
         tput_ok = sc.rps >= mol.rps
         p99_ok = sc.p99_ms <= mol.p99_ms
         goals.append(Goal(
@@ -74,9 +93,11 @@ def run(ctx: Context) -> Section:
     lines = [
         "A POST of `{\"params\":{\"msg\":\"hi\"}}` answered with `{\"result\":{\"msg\":\"hi\"}}`. "
         "HTTP systems are driven by wrk (closed loop, one connection per client); the raw floor by "
-        "`bench/procs/nats_load.py` (N concurrent `nc.request()` callers in their own process).",
+        "`bench/procs/nats_load.py` (N concurrent `nc.request()` callers in their own process). Gateway CPU / "
+        "req: CPU time the gateway process used during the run divided by the requests it answered.",
         "",
-        *md_table(["clients", "system", "req/s", "p50", "p99", "errors", "vs Moleculer", "vs raw NATS"], rows),
+        *md_table(["clients", "system", "req/s", "p50", "p99", "errors", "vs Moleculer", "vs raw NATS",
+                   "gateway CPU / req"], rows),
     ]
     from bench.report import bar_plot
 

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import shutil
+import statistics
 import sys
 import time
 import traceback
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(results=results, runs=runs, duration=duration, warmup=warmup, quick=a.quick,
                   concurrencies=concurrencies, nats_url=nats_url, procs=procs,
                   docs=DOCS if (a.docs or not a.quick) else results)
+    if a.quick:
+        ctx.quiet_max_wait, ctx.quiet_budget = 3.0, 20.0
     ctx.log(f"nats-server at {nats_url}; results in {results}")
     sections: list[Section] = []
     failed = False
@@ -100,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx.log(f"measured in {elapsed:.0f}s")
     settings = {"runs per case": str(runs), "seconds per run": f"{duration:g}",
                 "mode": "quick (smoke)" if a.quick else "full"}
+    if ctx.background:
+        settings["machine CPU busy just before each run (other work)"] = (
+            f"median {statistics.median(ctx.background):.0%}, max {max(ctx.background):.0%}")
     out = report.write(sections, machine=machine_info(), settings=settings, out=ctx.docs / "benchmarks.md")
     ctx.log(f"wrote {out}")
     for s in sections:

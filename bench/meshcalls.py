@@ -34,12 +34,14 @@ def run(ctx: Context) -> Section:
     for rep in range(ctx.runs):
         for conc in ctx.concurrencies:
             with timed(ctx, f"mesh.call: run {rep + 1}/{ctx.runs}, {conc} clients"):
+                ctx.settle()
                 d = run_loadgen("nats_load.py", ["--nats", ctx.nats_url, "--mode", "mesh", "--project", "bench",
                                                  "--concurrency", str(conc), "--duration", str(ctx.duration),
                                                  "--warmup", str(ctx.warmup)],
                                 timeout=ctx.duration + ctx.warmup + 60)
                 series.add(MESH, conc, sample_from(d))
                 if reuse is None:
+                    ctx.settle()
                     series.add(RAW, conc, sample_from(raw_floor(ctx, conc, ctx.duration)))
     if reuse is not None:
         series.samples.update({k: v for k, v in reuse.samples.items() if k[0] == RAW})

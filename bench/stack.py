@@ -101,6 +101,7 @@ def moleculer(ctx: Context) -> str:
         url = f"http://127.0.0.1:{port}/api/bench/echo"
         wait_http_ok(url, ECHO_BODY, timeout=30, what="moleculer gateway + service", procs=[gw, svc])
         ctx.shared["moleculer"] = url
+        ctx.shared["moleculer_gateway"] = gw
     return str(ctx.shared["moleculer"])
 
 
