@@ -179,7 +179,8 @@ def _project(raw: Any, where: str, env: dict[str, str], base: Path) -> ProjectCo
     functions = modules.get("functions") or {}
     if not isinstance(functions, dict):
         raise ConfigError(f"{where}.modules.functions: must be a mapping")
-    static = (modules.get("static") or {}).get("routes") or []
+    static_module = modules.get("static") or {}
+    static = static_module.get("routes") or [] if static_module.get("enabled", True) is not False else []
     gateway_routes = ((raw.get("gateway") or {}).get("routes")) or []
     auth = modules.get("auth") or {}
     if not isinstance(auth, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -62,8 +63,11 @@ async def test_worker_refuses_malformed_requests(tmp_path: Path, nats_url: str) 
         async with gateway(cfg, nats_url) as gw:
             from mesh.errors import BadRequest, NotFound
 
-            for body, error in [({"col": "x", "op": "one", "doc": [1]}, BadRequest),
-                                ({"col": "x", "op": "all", "find": {"$where": "1"}}, BadRequest)]:
+            cases: list[tuple[dict[str, Any], type[Exception]]] = [
+                ({"col": "x", "op": "one", "doc": [1]}, BadRequest),
+                ({"col": "x", "op": "all", "find": {"$where": "1"}}, BadRequest),
+            ]
+            for body, error in cases:
                 op = "create" if "doc" in body else "read"
                 try:
                     await gw.gw.db_request("raw", "sqlite", op, body)
