@@ -23,7 +23,7 @@ from gateway.live.manager import LiveQueries
 from gateway.ws import Client, CloseHook, Handler
 from mesh import subjects
 from mesh.codec import pack, unpack
-from mesh.connect import connect
+from mesh.connect import connect, disconnect
 from mesh.errors import NotFound
 from mesh.requester import Requester
 
@@ -83,11 +83,7 @@ class Gateway:
         await self.bridge.stop()
         await self.live.stop()
         nc, self._nc = self._nc, None
-        if nc is not None and not nc.is_closed:
-            try:
-                await nc.drain()
-            except Exception:
-                await nc.close()
+        await disconnect(nc)
 
     def apply_config(self, config: Config) -> None:
         """Swap in a new (validated) config without a restart; listeners (the in-process worker) follow."""

@@ -11,6 +11,16 @@ from nats.aio.client import Client
 log = logging.getLogger("space_cloud.nats")
 
 
+async def disconnect(nc: Client | None) -> None:
+    """Drain (pending publishes go out, subscriptions finish), or close if draining fails."""
+    if nc is None or nc.is_closed:
+        return
+    try:
+        await nc.drain()
+    except Exception:
+        await nc.close()
+
+
 async def connect(url: str, *, name: str, connect_timeout: float = 5.0) -> Client:
     """Connect with reconnects forever (a restarted server is picked up again)."""
 

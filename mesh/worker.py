@@ -21,7 +21,7 @@ from adapters.registry import create_adapter
 
 from . import subjects
 from .codec import pack
-from .connect import connect
+from .connect import connect, disconnect
 from .errors import BadRequest, MeshError, NotFound, from_code
 from .service import Auth, FunctionService
 from .worker_spec import DatabaseSpec
@@ -89,11 +89,7 @@ class DbWorker:
                 await adapter.close()
         self._adapters.clear()
         nc, self._nc = self._nc, None
-        if nc is not None and not nc.is_closed:
-            try:
-                await nc.drain()
-            except Exception:
-                await nc.close()
+        await disconnect(nc)
 
     def update(self, databases: list[DatabaseSpec]) -> None:
         """New config: databases whose spec changed are reconnected on next use."""

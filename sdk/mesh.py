@@ -25,7 +25,7 @@ from nats.aio.client import Client
 
 from mesh import devstate, subjects
 from mesh.codec import pack, unpack
-from mesh.connect import connect
+from mesh.connect import connect, disconnect
 from mesh.requester import Requester
 from mesh.service import FunctionService, Handler, as_handler
 
@@ -139,11 +139,7 @@ class Mesh:
             await runtime.stop(drain_timeout=self._drain_timeout)
         nc, self._nc = self._nc, None
         self._requester = None
-        if nc is not None and not nc.is_closed:
-            try:
-                await nc.drain()
-            except Exception:
-                await nc.close()
+        await disconnect(nc)
 
     async def __aenter__(self) -> Mesh:
         await self.start()
