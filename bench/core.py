@@ -293,6 +293,8 @@ class Context:
     nats_url: str
     procs: Procs
     docs: Path = DOCS
+    gateway_uvloop: bool = False
+    """Run the gateway on uvloop (bench/procs/gateway_uvloop.py) instead of plain `space-cloud run`."""
     """Where the report and plots go: docs/, or the results folder for --quick."""
     shared: dict[str, Any] = field(default_factory=dict)
     """What one scenario measured that another reuses (e.g. the raw NATS floor)."""

@@ -32,6 +32,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", help="comma-separated client counts for parts 1-2 (default 1,16,64)")
     p.add_argument("--docs", action="store_true",
                    help="with --quick: write docs/ anyway (a quick run writes its report to bench/results/)")
+    p.add_argument("--gateway-uvloop", action="store_true",
+                   help="run the gateway on uvloop (what a one-line change in gateway/cli.py would give)")
     p.add_argument("--profile", action="store_true",
                    help="instead of measuring: py-spy profile of the gateway under load (bench/profile.py)")
     return p.parse_args(argv)
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     nats_url = nats.start()
     ctx = Context(results=results, runs=runs, duration=duration, warmup=warmup, quick=a.quick,
                   concurrencies=concurrencies, nats_url=nats_url, procs=procs,
-                  docs=DOCS if (a.docs or not a.quick) else results)
+                  docs=DOCS if (a.docs or not a.quick) else results, gateway_uvloop=a.gateway_uvloop)
     if a.quick:
         ctx.quiet_max_wait, ctx.quiet_budget = 3.0, 20.0
     ctx.log(f"nats-server at {nats_url}; results in {results}")
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx.log(f"measured in {elapsed:.0f}s")
     settings = {"runs per case": str(runs), "seconds per run": f"{duration:g}",
                 "mode": "quick (smoke)" if a.quick else "full"}
+    if a.gateway_uvloop:
+        settings["gateway"] = "on uvloop (bench/procs/gateway_uvloop.py), not plain `space-cloud run`"
     if ctx.background:
         settings["machine CPU busy just before each run (other work)"] = (
             f"median {statistics.median(ctx.background):.0%}, max {max(ctx.background):.0%}")

@@ -41,7 +41,8 @@ def start_gateway(ctx: Context, name: str, config: dict[str, Any], *, worker: bo
     cfg = ctx.results / f"{name}.config.json"
     cfg.write_text(json.dumps(config, indent=2))
     port = free_port()
-    cmd = [sys.executable, "-m", "gateway.cli", "run", "--nats", ctx.nats_url, "--config", str(cfg),
+    launcher = [str(PROCS / "gateway_uvloop.py")] if ctx.gateway_uvloop else ["-m", "gateway.cli"]
+    cmd = [sys.executable, *launcher, "run", "--nats", ctx.nats_url, "--config", str(cfg),
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     if not worker:
         cmd.insert(cmd.index("--config"), "--no-worker")
