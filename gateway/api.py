@@ -57,10 +57,12 @@ def build_api(gw: Gateway) -> FastAPI:
         return {"services": await list_services(gw.nc, project)}
 
     from gateway.admin import add_routes as add_admin_routes
+    from gateway.mission_control import add_routes as add_mission_control_routes
     from gateway.static import add_routes as add_static_routes
     from gateway.users import add_routes as add_user_routes
 
     add_user_routes(app, gw)
     add_static_routes(app, gw)
     add_admin_routes(app, gw)
+    add_mission_control_routes(app, gw)
     return app
