@@ -219,7 +219,9 @@ async function loadProjects(select) {
     setText($('app-error'), `Cannot read the projects: ${err.message}`);
     return;
   }
-  state.projects = normaliseProjects(data.projects);
+  // sorted by name: the server appends an edited project at the end of its list
+  state.projects = normaliseProjects(data.projects)
+    .sort((a, b) => String(a.name || a.id).localeCompare(String(b.name || b.id)) || String(a.id).localeCompare(String(b.id)));
   showView('app');
   renderProjectList();
   const fromHash = parseHash();
@@ -314,7 +316,7 @@ function table(headers, rows, empty) {
   if (rows.length === 0) return h('p', { class: 'muted', text: empty });
   return h('table', { class: 'table' },
     h('thead', {}, h('tr', {}, headers.map((x) => h('th', { text: x })))),
-    h('tbody', {}, rows.map((cells) => h('tr', {}, cells.map((c) => h('td', {}, c))))));
+    h('tbody', {}, rows.map(({ key, cells }) => h('tr', { 'data-key': key }, cells.map((c) => h('td', {}, c))))));
 }
 
 function renderOverview(project) {
@@ -335,13 +337,13 @@ function renderOverview(project) {
     const spec = isObject(db) ? db : {};
     const enabled = spec.enabled !== false;
     const cols = Object.keys(isObject(spec.collections) ? spec.collections : {}).length;
-    return [
+    return { key: `db:${alias}`, cells: [
       h('span', { class: 'mono strong', text: alias }),
       h('span', { class: 'tag', text: String(spec.type || alias) }),
       h('span', { class: 'mono secret', text: masked(spec.conn) }),
       h('span', { class: enabled ? 'state on' : 'state off', text: enabled ? 'enabled' : 'disabled' }),
       String(cols),
-    ];
+    ] };
   });
 
   const colRows = [];
@@ -351,21 +353,21 @@ function renderOverview(project) {
       const s = isObject(spec) ? spec : {};
       const realtime = s.isRealtimeEnabled !== false; // the server's default: on
       const rules = isObject(s.rules) ? s.rules : {};
-      colRows.push([
+      colRows.push({ key: `collection:${alias}.${name}`, cells: [
         h('span', { class: 'mono strong', text: name }),
         h('span', { class: 'mono muted', text: alias }),
         h('span', { class: realtime ? 'state on' : 'state off', text: realtime ? 'realtime on' : 'realtime off' }),
         h('span', { class: 'rules' }, ['create', 'read', 'update', 'delete'].filter((op) => op in rules)
           .map((op) => h('span', { class: 'op' }, h('span', { class: 'op-name', text: op }), ruleBadge(rules[op])))),
-      ]);
+      ] });
     }
   }
 
-  const fnRows = functionRules(functions).map((r) => [
+  const fnRows = functionRules(functions).map((r) => ({ key: `function:${r.service}.${r.fn}`, cells: [
     h('span', { class: 'mono strong', text: r.service }),
     h('span', { class: 'mono', text: r.fn }),
     ruleBadge(r.rule),
-  ]);
+  ] }));
   const fnState = functions.enabled === false ? 'Functions are disabled.' : 'Who may call each function.';
 
   $('panel-overview').replaceChildren(
