@@ -157,6 +157,8 @@ def run(ctx: Context) -> Section:
         *md_table(["operation", "space-cloud req/s", "FastAPI req/s", "ratio", "p50 sc / peer", "p99 sc / peer",
                    "errors sc / peer"], rows),
     ]
+    for proc in (gw, worker, peer):  # idle from here on: out of the way of the next parts
+        ctx.procs.stop(proc)
     from bench.report import bar_plot
 
     plot = bar_plot(ctx.docs, "bench-crud.png", "CRUD on PostgreSQL", [SC, PEER], list(OPS), series,

@@ -51,6 +51,37 @@ def bar_plot(out_dir: Path, filename: str, title: str, systems: Sequence[str], c
     return path
 
 
+def latency_plot(out_dir: Path, filename: str, title: str, cases: Sequence[str], values: dict[str, list[float]],
+                 *, case_label: str, goal_ms: float | None = None) -> Path:
+    """Grouped bars of latency percentiles (ms) per case, with an optional goal line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    width = 0.8 / max(1, len(values))
+    xs = list(range(len(cases)))
+    for i, (label, vals) in enumerate(values.items()):
+        pos = [x + (i - (len(values) - 1) / 2) * width for x in xs]
+        bars = ax.bar(pos, vals, width, label=label, color=COLORS[i % len(COLORS)])
+        ax.bar_label(bars, labels=[f"{v:.1f}" for v in vals], fontsize=7)
+    if goal_ms is not None:
+        ax.axhline(goal_ms, color="#b34a4a", linestyle="--", linewidth=1, label=f"goal (p99 < {goal_ms:g} ms)")
+    ax.set_xticks(xs, list(cases))
+    ax.set_xlabel(case_label)
+    ax.set_ylabel("ms (lower is better)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(f"{title} — median of runs, {time.strftime('%Y-%m-%d')}", fontsize=10)
+    fig.tight_layout()
+    path = out_dir / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def write(sections: Sequence[Section], *, machine: dict[str, str], settings: dict[str, str],
           out: Path = DOCS / "benchmarks.md") -> Path:
     now = time.strftime("%Y-%m-%d %H:%M %Z")
