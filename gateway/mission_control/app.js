@@ -314,9 +314,9 @@ function section(title, subtitle, ...body) {
 
 function table(headers, rows, empty) {
   if (rows.length === 0) return h('p', { class: 'muted', text: empty });
-  return h('table', { class: 'table' },
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
     h('thead', {}, h('tr', {}, headers.map((x) => h('th', { text: x })))),
-    h('tbody', {}, rows.map(({ key, cells }) => h('tr', { 'data-key': key }, cells.map((c) => h('td', {}, c))))));
+    h('tbody', {}, rows.map(({ key, cells }) => h('tr', { 'data-key': key }, cells.map((c) => h('td', {}, c)))))));
 }
 
 function renderOverview(project) {
