@@ -295,6 +295,8 @@ class Context:
     docs: Path = DOCS
     gateway_uvloop: bool = False
     """Run the gateway on uvloop (bench/procs/gateway_uvloop.py) instead of plain `space-cloud run`."""
+    gateway_one_write: bool = False
+    """With gateway_uvloop: also send each response's headers and body in one socket write."""
     """Where the report and plots go: docs/, or the results folder for --quick."""
     shared: dict[str, Any] = field(default_factory=dict)
     """What one scenario measured that another reuses (e.g. the raw NATS floor)."""

@@ -34,6 +34,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="with --quick: write docs/ anyway (a quick run writes its report to bench/results/)")
     p.add_argument("--gateway-uvloop", action="store_true",
                    help="run the gateway on uvloop (what a one-line change in gateway/cli.py would give)")
+    p.add_argument("--gateway-one-write", action="store_true",
+                   help="with --gateway-uvloop: headers and body of a response in one write (a server change)")
     p.add_argument("--profile", action="store_true",
                    help="instead of measuring: py-spy profile of the gateway under load (bench/profile.py)")
     return p.parse_args(argv)
@@ -70,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     nats_url = nats.start()
     ctx = Context(results=results, runs=runs, duration=duration, warmup=warmup, quick=a.quick,
                   concurrencies=concurrencies, nats_url=nats_url, procs=procs,
-                  docs=DOCS if (a.docs or not a.quick) else results, gateway_uvloop=a.gateway_uvloop)
+                  docs=DOCS if (a.docs or not a.quick) else results,
+                  gateway_uvloop=a.gateway_uvloop or a.gateway_one_write,
+                  gateway_one_write=a.gateway_one_write)
     if a.quick:
         ctx.quiet_max_wait, ctx.quiet_budget = 3.0, 20.0
     ctx.log(f"nats-server at {nats_url}; results in {results}")
@@ -105,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx.log(f"measured in {elapsed:.0f}s")
     settings = {"runs per case": str(runs), "seconds per run": f"{duration:g}",
                 "mode": "quick (smoke)" if a.quick else "full"}
-    if a.gateway_uvloop:
-        settings["gateway"] = "on uvloop (bench/procs/gateway_uvloop.py), not plain `space-cloud run`"
+    if ctx.gateway_uvloop:
+        settings["gateway"] = ("on uvloop" + (", one write per response" if a.gateway_one_write else "")
+                               + " (bench/procs/gateway_uvloop.py), not plain `space-cloud run`")
     if ctx.background:
         settings["machine CPU busy just before each run (other work)"] = (
             f"median {statistics.median(ctx.background):.0%}, max {max(ctx.background):.0%}")

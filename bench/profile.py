@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     p.add_argument("--uvloop", action="store_true", help="the gateway on uvloop (bench/procs/gateway_uvloop.py)")
+    p.add_argument("--one-write", action="store_true", help="with --uvloop: one socket write per response")
     a = p.parse_args(argv)
     if shutil.which("py-spy") is None:
         print("py-spy is missing: pip install py-spy", file=sys.stderr)
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     nats = EmbeddedNats()
     procs = Procs(results)
     ctx = Context(results=results, runs=1, duration=a.seconds, warmup=1.0, quick=False,
-                  concurrencies=[a.clients], nats_url=nats.start(), procs=procs, gateway_uvloop=a.uvloop)
+                  concurrencies=[a.clients], nats_url=nats.start(), procs=procs, gateway_uvloop=a.uvloop or a.one_write,
+                  gateway_one_write=a.one_write)
     try:
         gw, url = stack.functions_gateway(ctx)
         svc = stack.echo_service(ctx)

@@ -46,7 +46,8 @@ def start_gateway(ctx: Context, name: str, config: dict[str, Any], *, worker: bo
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     if not worker:
         cmd.insert(cmd.index("--config"), "--no-worker")
-    env = {**python_env(), "SPACE_CLOUD_HOME": str(ctx.results / "home")}
+    env = {**python_env(), "SPACE_CLOUD_HOME": str(ctx.results / "home"),
+           "BENCH_ONE_WRITE": "1" if ctx.gateway_one_write else "0"}
     proc = ctx.procs.start(name, cmd, env=env)
     base = f"http://127.0.0.1:{port}"
     return proc, base
