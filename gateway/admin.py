@@ -15,6 +15,7 @@ import yaml
 from fastapi import FastAPI, Request
 
 from gateway.config import ConfigError, parse
+from gateway.passwords import FailedSignIns
 from gateway.users import json_body
 from mesh.errors import BadRequest, NotFound, Unauthorized
 
@@ -29,6 +30,7 @@ class Admin:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self._secret = gw.config.admin.secret or secrets.token_urlsafe(32)
+        self.failures = FailedSignIns()
 
     def login(self, body: dict[str, Any]) -> dict[str, Any]:
         user, password = body.get("user"), body.get("pass")
@@ -37,10 +39,13 @@ class Admin:
         admin = self.gw.config.admin
         if not admin.password:
             raise Unauthorized("admin login is disabled: set admin.users[0].pass (or ADMIN_PASS)")
+        self.failures.check(user)
         ok_user = hmac.compare_digest(user.encode(), admin.user.encode())
         ok_pass = hmac.compare_digest(password.encode(), admin.password.encode())
         if not (ok_user and ok_pass):
+            self.failures.failed(user)
             raise Unauthorized("Invalid credentials provided")
+        self.failures.succeeded(user)
         now = int(time.time())
         token = jwt.encode({"id": user, "role": "admin", "iat": now, "exp": now + ADMIN_TTL}, self._secret,
                            algorithm="HS256")
@@ -76,8 +81,14 @@ class Admin:
 
     def upsert_project(self, project: dict[str, Any]) -> None:
         raw = copy.deepcopy(self.gw.config.raw)
-        projects = [p for p in raw.get("projects") or [] if isinstance(p, dict) and p.get("id") != project.get("id")]
-        raw["projects"] = [*projects, project]
+        projects = list(raw.get("projects") or [])
+        for i, existing in enumerate(projects):
+            if isinstance(existing, dict) and existing.get("id") == project.get("id"):
+                projects[i] = project  # in place: error messages keep pointing at the same index
+                break
+        else:
+            projects.append(project)
+        raw["projects"] = projects
         self.apply(raw)
 
     def delete_project(self, project_id: str) -> None:

@@ -81,3 +81,9 @@ async def test_dev_relaxes_admin_auth(tmp_path: Path, project: str, nats_url: st
             httpx.AsyncClient(base_url=gw.url) as http:
         assert (await http.get("/v1/api/config/projects")).status_code == 200
         assert (await http.get("/v1/api/config/env")).json() == {"isProd": False}
+
+
+async def test_repeated_admin_login_failures_back_off(http: httpx.AsyncClient) -> None:
+    codes = [(await http.post("/v1/api/config/login", json={"user": "root", "pass": "guess"})).status_code
+             for _ in range(5)]
+    assert codes[:3] == [401, 401, 401] and 429 in codes[3:]
