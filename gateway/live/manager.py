@@ -71,9 +71,16 @@ class LiveQueries:
             return
         try:
             await self._subscribe(client, req_id, qid, data)
-        except MeshError as exc:
+        except Exception as exc:
             await self._remove(client, qid)
+            if not isinstance(exc, MeshError):
+                raise
             client.reply(req_id, "realtime-subscribe", _nack(qid, col, exc.message))
+        finally:
+            if client.closed:  # the socket went away while subscribing, after its close hook ran
+                await self._remove(client, qid)
+                if not self.by_client.get(client.id):
+                    self.by_client.pop(client.id, None)
 
     async def on_unsubscribe(self, client: Client, req_id: str, data: dict[str, Any]) -> None:
         qid = data.get("id")

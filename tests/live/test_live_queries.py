@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway import tokens
@@ -246,3 +247,18 @@ async def test_slow_consumer_is_disconnected_and_slows_no_one(tmp_path: Path, na
         finally:
             await fast.close()
             await slow.close()
+
+
+async def test_socket_closed_while_subscribing_leaves_nothing_behind(st: Stack) -> None:
+    c, i = col(), st.id
+    await write(st, c, "create", {"op": "all", "doc": [{i: str(n), "n": n} for n in range(200)]})
+    for _ in range(5):
+        lc = await LiveClient.connect(st.gw.ws_url, st.project)
+        frame = {"id": "r", "type": "realtime-subscribe", "data": {"id": "q", "group": c, "dbType": st.alias}}
+        await lc.ws.send(orjson.dumps(frame).decode())
+        await lc.close()  # before the snapshot read finishes
+    for _ in range(100):
+        if not st.gw.gw.live.feeds and not st.gw.gw.live.by_client:
+            break
+        await asyncio.sleep(0.05)
+    assert st.gw.gw.live.feeds == {} and st.gw.gw.live.by_client == {}
