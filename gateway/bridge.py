@@ -115,6 +115,10 @@ class Bridge:
         if service not in mine:
             svc = SocketService(self.gw, client, project.id, service)
             await svc.runtime.start()
+            if client.closed:  # closed while registering, after its close hook ran
+                await svc.stop()
+                self._by_client.pop(client.id, None)
+                return
             mine[service] = svc
             log.info("service %s registered over websocket %s", service, client.id)
         client.reply(req_id, "service-register", {"ack": True})
