@@ -11,9 +11,10 @@ import sys
 import time
 import traceback
 from dataclasses import asdict
+from pathlib import Path
 
 from bench import report
-from bench.core import BENCH, DOCS, BenchError, Context, Procs, Section, machine_info
+from bench.core import BENCH, DOCS, BenchError, Context, Goal, Procs, Section, machine_info
 
 PARTS = {
     "functions": "bench.functions",
@@ -36,6 +37,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="run the gateway on uvloop (what a one-line change in gateway/cli.py would give)")
     p.add_argument("--gateway-one-write", action="store_true",
                    help="with --gateway-uvloop: headers and body of a response in one write (a server change)")
+    p.add_argument("--rewrite", metavar="RESULTS_DIR",
+                   help="only rewrite docs/benchmarks.md from a finished run's bench/results/<run> (after "
+                        "editing bench/profiling.md); plots are kept")
     p.add_argument("--profile", action="store_true",
                    help="instead of measuring: py-spy profile of the gateway under load (bench/profile.py)")
     return p.parse_args(argv)
@@ -43,6 +47,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse(argv)
+    if a.rewrite:
+        return rewrite(Path(a.rewrite))
     if a.profile:
         from bench import profile
 
@@ -115,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if ctx.background:
         settings["machine CPU busy just before each run (other work)"] = (
             f"median {statistics.median(ctx.background):.0%}, max {max(ctx.background):.0%}")
-    out = report.write(sections, machine=machine_info(), settings=settings, out=ctx.docs / "benchmarks.md")
+    machine = machine_info()
+    (results / "run.json").write_text(json.dumps({"settings": settings, "machine": machine,
+                                                  "parts": [s.key for s in sections],
+                                                  "docs": str(ctx.docs)}, indent=1))
+    out = report.write(sections, machine=machine, settings=settings, out=ctx.docs / "benchmarks.md")
     ctx.log(f"wrote {out}")
     for s in sections:
         for g in s.goals:
@@ -123,6 +133,21 @@ def main(argv: list[str] | None = None) -> int:
         if s.skipped:
             print(f"  {s.title}: not measured: {s.skipped}")
     return 1 if failed else 0
+
+
+def rewrite(results: Path) -> int:
+    """Rebuild the report from the JSON a finished run left in `results`."""
+    run = json.loads((results / "run.json").read_text())
+    sections = []
+    for key in run["parts"]:
+        d = json.loads((results / f"{key}.json").read_text())
+        d["goals"] = [Goal(**g) for g in d.get("goals", [])]
+        d["plots"] = [Path(x) for x in d.get("plots", [])]
+        sections.append(Section(**d))
+    out = report.write(sections, machine=run["machine"], settings=run["settings"],
+                       out=Path(run["docs"]) / "benchmarks.md")
+    print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":
