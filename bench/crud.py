@@ -102,9 +102,7 @@ def run(ctx: Context) -> Section:
         return Section("crud", TITLE, skipped=f"PostgreSQL at {DSN} is not reachable ({exc!r})")
     cfg = stack.gateway_config({"crud": crud_module(), "functions": {"enabled": False}})
     gw, base = stack.start_gateway(ctx, "crud-gateway", cfg)
-    worker = ctx.procs.start("crud-worker", [sys.executable, "-m", "gateway.cli", "worker", "--nats", ctx.nats_url,
-                                             "--config", str(ctx.results / "crud-gateway.config.json"),
-                                             "--log-level", "warning"], env=python_env())
+    worker = stack.start_worker(ctx, "crud-worker", ctx.results / "crud-gateway.config.json")
     peer_port = free_port()
     peer = ctx.procs.start("fastapi-crud", [sys.executable, str(PROCS / "fastapi_crud.py"), "--port", str(peer_port),
                                             "--dsn", DSN, "--table", TABLE], env=python_env())

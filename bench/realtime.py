@@ -53,9 +53,7 @@ def run(ctx: Context) -> Section:
         "type": "postgres", "conn": DSN,
         "collections": {COL: {"isRealtimeEnabled": True, "rules": {"read": allow, "create": allow}}}}}})
     gw, base = stack.start_gateway(ctx, "realtime-gateway", cfg)
-    worker = ctx.procs.start("realtime-worker", [
-        sys.executable, "-m", "gateway.cli", "worker", "--nats", ctx.nats_url,
-        "--config", str(ctx.results / "realtime-gateway.config.json"), "--log-level", "warning"], env=python_env())
+    worker = stack.start_worker(ctx, "realtime-worker", ctx.results / "realtime-gateway.config.json")
     create = f"{base}/v1/api/{PROJECT}/crud/{ALIAS}/{COL}/create"
     wait_http_ok(create, b'{"op":"one","doc":{"room":"warm-up","t":0}}', timeout=40,
                  what="realtime gateway + worker", procs=[gw, worker])

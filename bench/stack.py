@@ -36,14 +36,25 @@ def gateway_config(modules: dict[str, Any]) -> dict[str, Any]:
     return {"projects": [{"id": PROJECT, "secret": SECRET, "modules": modules}]}
 
 
+def space_cloud(ctx: Context, *args: str) -> list[str]:
+    """The `space-cloud ...` command line (through bench/procs/gateway_uvloop.py for the uvloop variants)."""
+    launcher = [str(PROCS / "gateway_uvloop.py")] if ctx.gateway_uvloop else ["-m", "gateway.cli"]
+    return [sys.executable, *launcher, *args]
+
+
+def start_worker(ctx: Context, name: str, config_file: Path) -> Proc:
+    """`space-cloud worker --nats URL --config <file>` (a db worker in its own process)."""
+    return ctx.procs.start(name, space_cloud(ctx, "worker", "--nats", ctx.nats_url, "--config", str(config_file),
+                                             "--log-level", "warning"), env=python_env())
+
+
 def start_gateway(ctx: Context, name: str, config: dict[str, Any], *, worker: bool = False) -> tuple[Proc, str]:
     """`space-cloud run --nats URL --no-worker --config <file>` on a free loopback port → (process, base URL)."""
     cfg = ctx.results / f"{name}.config.json"
     cfg.write_text(json.dumps(config, indent=2))
     port = free_port()
-    launcher = [str(PROCS / "gateway_uvloop.py")] if ctx.gateway_uvloop else ["-m", "gateway.cli"]
-    cmd = [sys.executable, *launcher, "run", "--nats", ctx.nats_url, "--config", str(cfg),
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    cmd = space_cloud(ctx, "run", "--nats", ctx.nats_url, "--config", str(cfg),
+                      "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning")
     if not worker:
         cmd.insert(cmd.index("--config"), "--no-worker")
     env = {**python_env(), "SPACE_CLOUD_HOME": str(ctx.results / "home"),
