@@ -22,7 +22,7 @@ import nats
 try:
     import uvloop
 except ImportError:  # pragma: no cover
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 Call = Callable[[], Awaitable[Any]]
 

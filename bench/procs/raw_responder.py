@@ -15,7 +15,7 @@ from nats.aio.msg import Msg
 try:
     import uvloop
 except ImportError:  # pragma: no cover
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 
 async def main(url: str, subject: str) -> None:

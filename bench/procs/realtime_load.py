@@ -28,7 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 try:
     import uvloop
 except ImportError:  # pragma: no cover
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 ROOM = "r1"
 
