@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 from pathlib import Path
 
 from gateway.config import Config, ConfigError, dev_config, load
+from mesh.loop import run as run_main
 
 STARTER = """\
 # space-cloud config (Space Cloud v0.10-v0.12 shape). Values written as $NAME come from the environment.
@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE", help="Space Cloud-shaped YAML or JSON config")
     run.add_argument("--dev", action="store_true", help="relax admin/config-API auth (never in production)")
     run.add_argument("--no-worker", action="store_true", help="do not run a db worker in this process")
+    run.add_argument("--proxy-headers", action="store_true",
+                     help="trust X-Forwarded-For/-Proto (only behind a reverse proxy you control)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     worker = sub.add_parser("worker", help="run a db worker alone (several may run; NATS balances them)")
@@ -115,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
 
         opts = RunOptions(host=args.host, port=args.port, nats_url=args.nats, nats_listen=args.nats_listen,
                           worker=not args.no_worker, dev=args.dev, log_level=args.log_level,
-                          state_home=os.environ.get("SPACE_CLOUD_HOME"))
-        asyncio.run(serve(config, opts))
+                          state_home=os.environ.get("SPACE_CLOUD_HOME"), proxy_headers=args.proxy_headers)
+        run_main(serve(config, opts))
         return 0
     from mesh.worker import run_worker
 
-    asyncio.run(run_worker(args.nats, config.databases()))
+    run_main(run_worker(args.nats, config.databases()))
     return 0
 
 

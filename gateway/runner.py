@@ -31,6 +31,7 @@ class RunOptions:
     dev: bool = False
     log_level: str = "info"
     state_home: str | None = None
+    proxy_headers: bool = False
 
 
 class _Server(uvicorn.Server):
@@ -76,6 +77,9 @@ async def serve(config: Config, opts: RunOptions) -> None:
                 port=opts.port,
                 log_level=opts.log_level,
                 lifespan="on",
+                http="httptools",
+                access_log=False,
+                proxy_headers=opts.proxy_headers,
                 timeout_graceful_shutdown=5,
                 ws_max_size=config.max_body_bytes,
             )

@@ -43,6 +43,10 @@ class Client:
 
     def send(self, frame: dict[str, Any]) -> None:
         """Queue a frame; never blocks. Overflow closes the socket (slow consumer)."""
+        self.send_text(orjson.dumps(frame).decode())
+
+    def send_text(self, text: str) -> None:
+        """Queue an already serialised frame (fan-out serialises once for many sockets)."""
         if self.closed or self._closing is not None:
             return
         if len(self._queue) >= self._max_queue:
@@ -50,7 +54,7 @@ class Client:
             self._closing = (SLOW_CONSUMER, "slow consumer: send queue overflowed")
             self._overflow.set()
         else:
-            self._queue.append(orjson.dumps(frame).decode())
+            self._queue.append(text)
         self._wake.set()
 
     def close(self, code: int, reason: str) -> None:

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -26,6 +26,7 @@ from nats.aio.client import Client
 from mesh import devstate, subjects
 from mesh.codec import pack, unpack
 from mesh.connect import connect, disconnect
+from mesh.loop import run as run_main
 from mesh.requester import Requester
 from mesh.service import FunctionService, Handler, as_handler
 
@@ -182,7 +183,7 @@ class Mesh:
         self._project = ns.project or self._project
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        _run(self._serve())
+        run_main(self._serve())
 
     async def _serve(self) -> None:
         stop = asyncio.Event()
@@ -196,13 +197,3 @@ class Mesh:
             log.info("draining %s", self.service)
             await self.stop()
 
-
-def _run(main: Coroutine[Any, Any, None]) -> None:
-    """`asyncio.run` on uvloop when it is installed (it comes with uvicorn[standard]): calls cost less."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)

@@ -56,12 +56,14 @@ class Compiler:
         return "(" + " AND ".join(terms) + ")" if terms else "TRUE"
 
     def _condition(self, ref: Ref, op: str, arg: Any) -> str:
+        # Positive tests are plain `col = $1` / `col IN (...)` so indexes apply; a negation wraps its
+        # test in COALESCE because NULL (a missing field) must count as "not equal".
         if op == "$ne":
-            return f"NOT {self._eq(ref, arg)}"
+            return f"NOT COALESCE({self._eq(ref, arg)}, FALSE)"
         if op == "$in":
             return self._in(ref, arg)
         if op == "$nin":
-            return f"NOT {self._in(ref, arg)}"
+            return f"NOT COALESCE({self._in(ref, arg)}, FALSE)"
         if op == "$eq":
             return self._eq(ref, arg)
         return self._compare(ref, _OPS[op], arg)
@@ -75,7 +77,7 @@ class Compiler:
             terms = []
             if same:
                 marks = ", ".join(self._mark(ref, v) for v in same)
-                terms.append(f"COALESCE({self._col(ref)} IN ({marks}), FALSE)")
+                terms.append(f"({ref.expr} IN ({marks}))")
             if any(v is None for v in values):
                 terms.append(f"({ref.expr} IS NULL)")
             return "(" + " OR ".join(terms) + ")" if terms else "FALSE"
@@ -105,6 +107,8 @@ class Compiler:
             return f"(CASE WHEN {test} THEN {typed} {sql_op} {self.p.add(value)} ELSE FALSE END)"
         if _COLUMN_CLASS.get(ref.kind) != cls:
             return "FALSE"
+        if sql_op == "=":  # equality needs no collation override (deterministic collations compare bytes)
+            return f"({ref.expr} = {self._mark(ref, value)})"
         return f"COALESCE({self._col(ref)} {sql_op} {self._mark(ref, value)}, FALSE)"
 
     def _col(self, ref: Ref) -> str:
@@ -113,6 +117,8 @@ class Compiler:
     def _mark(self, ref: Ref, value: Any) -> str:
         if ref.kind == "datetime":
             return self.p.add(parse_datetime(self.d, value))
+        if ref.kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            return self.p.add(value)  # the column's own type: an index on it applies
         if _COLUMN_CLASS.get(ref.kind) == "number":
             return self.d.num_param(self.p.add(value))
         return self.p.add(value)

@@ -29,7 +29,7 @@ from mesh.codec import unpack
 from mesh.errors import BadRequest, MeshError
 
 from ..ws import Client
-from .frames import doc_id, feed, feed_time
+from .frames import doc_id, feed, feed_tail, feed_text, feed_time
 from .query import Event, Kind, SharedQuery, Subscriber, coalesce
 from .stream import ChangeStream
 
@@ -174,16 +174,17 @@ class LiveQueries:
         query.seed({did: v for did, (v, _) in snapshot.items()})
         later = coalesce(sub.syncing or [])
         sub.syncing = None
+        rule = self._read_rule(f) or {"rule": "deny"}
         docs = []
         for did, (version, row) in snapshot.items():
             ev: Event | None = later.pop(did, None)
             if ev is not None and ev.version > version:
-                if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc, {}):
+                if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc, rule, {}):
                     docs.append(feed(qid, did, "initial", ev.doc, feed_time(ev.version), col, alias))
                 continue
             docs.append(feed(qid, did, "initial", row, feed_time(version), col, alias))
         for did, ev in later.items():
-            if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc, {}):
+            if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc, rule, {}):
                 docs.append(feed(qid, did, "initial", ev.doc, feed_time(ev.version), col, alias))
         ack["docs"] = docs
         client.reply(req_id, "realtime-subscribe", ack)
@@ -251,36 +252,50 @@ class LiveQueries:
             return
         version = int(raw.get("version") or 0)
         doc = raw.get("doc") if raw.get("type") != "delete" else None
+        rule = self._read_rule(f)
         for query in list(f.queries.values()):
             result = query.classify(did, version, doc)
             if result is None:
                 continue
             event, kind = result
             cache: dict[str, bool] = {}
+            tail = None
             for sub in list(query.subscribers.values()):
                 if sub.syncing is not None:
                     sub.syncing.append(event)
-                elif kind is not None:
-                    await self._send(sub, f, did, kind, event, cache)
+                    continue
+                if kind is None or rule is None:
+                    continue
+                if kind != "delete" and not await self._allowed(sub, f, event.doc or {}, rule, cache):
+                    continue
+                if tail is None:
+                    tail = feed_tail(did, kind, self._payload(f, kind, event), feed_time(version), f.col, f.alias)
+                sub.client.send_text(feed_text(sub.qid, tail))
 
-    async def _send(self, sub: Subscriber, f: Feed, did: str, kind: Kind, ev: Event,
-                    cache: dict[str, bool] | None = None) -> None:
-        if kind == "delete":
-            payload: dict[str, Any] = {f.id_field: ev.doc[f.id_field] if ev.doc else did}
-        else:
-            assert ev.doc is not None
-            if not await self._allowed(sub, f, ev.doc, cache if cache is not None else {}):
-                return
-            payload = ev.doc
+    @staticmethod
+    def _payload(f: Feed, kind: Kind, ev: Event) -> dict[str, Any]:
+        if kind == "delete" or ev.doc is None:
+            return {f.id_field: ev.doc[f.id_field] if ev.doc else ev.id}
+        return ev.doc
+
+    async def _send(self, sub: Subscriber, f: Feed, did: str, kind: Kind, ev: Event) -> None:
+        rule = self._read_rule(f)
+        if rule is None or (kind != "delete" and not await self._allowed(sub, f, ev.doc or {}, rule, {})):
+            return
+        payload = self._payload(f, kind, ev)
         sub.client.push("realtime-feed", feed(sub.qid, did, kind, payload, feed_time(ev.version), f.col, f.alias))
 
-    async def _allowed(self, sub: Subscriber, f: Feed, doc: dict[str, Any], cache: dict[str, bool]) -> bool:
-        """The read rule, applied to this one document for this subscriber (cached per identity)."""
+    def _read_rule(self, f: Feed) -> dict[str, Any] | None:
+        """The collection's read rule as configured now; None (send nothing) when there is none."""
         project = self.gw.config.project(f.project)
         if project is None or f.alias not in project.crud:
-            return False
-        rule = crud_rule({"collections": project.crud[f.alias].collections}, f.col, "read")
-        kind = rule.get("rule") if rule is not None else None
+            return None
+        return crud_rule({"collections": project.crud[f.alias].collections}, f.col, "read")
+
+    async def _allowed(self, sub: Subscriber, f: Feed, doc: dict[str, Any], rule: dict[str, Any],
+                       cache: dict[str, bool]) -> bool:
+        """The read rule, applied to this one document for this subscriber (cached per identity)."""
+        kind = rule.get("rule")
         if kind == "allow":
             return True
         # Rules that cannot depend on the document are decided once per identity and event.
