@@ -177,11 +177,24 @@ class SqlAdapter:
     async def batch(self, reqs: list[WriteRequest]) -> list[Change]:
         checked = [self._check(req) for req in reqs]
         layouts = {req.col: await self.layout(req.col) for req in checked}
+        first = checked[0] if len(checked) == 1 else None
+        if first is not None and first.type == "create" and isinstance(first.doc, list) and len(first.doc) == 1:
+            return await self._insert_one(layouts[first.col], first.col, first.doc[0])
         changes: list[Change] = []
         async with self.driver.transaction() as conn:
             for req in checked:
                 changes.extend(replace(c, col=req.col) for c in await self._write(conn, layouts[req.col], req))
         return changes
+
+    async def _insert_one(self, layout: Layout, col: str, doc: Doc) -> list[Change]:
+        """The common single insert: one statement, no transaction around it and no look-up first
+        (the primary key refuses a duplicate atomically)."""
+        try:
+            async with self.driver.statement() as conn:
+                changes = await writes.insert(conn, self.d, layout, [doc], check_existing=False)
+        except Conflict:
+            raise Conflict(f"document with id {doc.get('id')} already exists") from None
+        return [replace(c, col=col) for c in changes]
 
     def _check(self, req: WriteRequest) -> WriteRequest:
         """Validate a write before any of a batch runs."""

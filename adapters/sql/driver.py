@@ -32,6 +32,11 @@ class Driver(Protocol):
         """A connection in a write transaction: committed on exit, rolled back on error."""
         ...
 
+    def statement(self) -> AbstractAsyncContextManager[Conn]:
+        """A connection for one write statement, atomic by itself: no BEGIN/COMMIT round trips
+        where the database commits a lone statement on its own (else the same as `transaction`)."""
+        ...
+
     def reader(self) -> AbstractAsyncContextManager[Conn]:
         """A connection for reads (sees committed data only)."""
         ...

@@ -109,6 +109,9 @@ class MySQLDriver:
     def reader(self) -> Any:
         return self._acquire(False)
 
+    def statement(self) -> Any:
+        return self._acquire(False)  # autocommit is off: the statement is committed on release
+
     async def table_columns(self, conn: Any, table: str) -> dict[str, str]:
         rows = await conn.fetch(
             "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "

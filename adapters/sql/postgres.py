@@ -101,6 +101,9 @@ class PostgresDriver:
     def reader(self) -> Any:
         return self._acquire(False)
 
+    def statement(self) -> Any:
+        return self._acquire(False)
+
     async def table_columns(self, conn: Any, table: str) -> dict[str, str]:
         rows = await conn.fetch(
             "SELECT column_name, data_type FROM information_schema.columns "

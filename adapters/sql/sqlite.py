@@ -127,6 +127,9 @@ class SQLiteDriver:
     def reader(self) -> Any:
         return self._use(False)
 
+    def statement(self) -> Any:
+        return self._use(True)  # the one writer connection, under its lock
+
     async def table_columns(self, conn: Any, table: str) -> dict[str, str]:
         rows = await conn.fetch("SELECT name, type FROM pragma_table_info(?)", [table])
         return {str(name): str(kind) for name, kind in rows}

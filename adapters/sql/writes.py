@@ -38,8 +38,12 @@ async def locked(
     return [layout.decode(d, row) for row in rows]
 
 
-async def insert(conn: Conn, d: Dialect, layout: Layout, docs: list[Doc]) -> list[Change]:
-    """Insert documents; Conflict if an id exists already (or repeats in `docs`)."""
+async def insert(conn: Conn, d: Dialect, layout: Layout, docs: list[Doc], *, check_existing: bool = True
+                 ) -> list[Change]:
+    """Insert documents; Conflict if an id exists already (or repeats in `docs`).
+
+    `check_existing=False` leaves duplicates to the primary key (the driver's error is a Conflict
+    without the id): for a lone insert, where a look-up first would cost a round trip."""
     ready: list[Doc] = []
     for doc in docs:
         doc = dict(check_doc(doc, "id"))
@@ -50,7 +54,7 @@ async def insert(conn: Conn, d: Dialect, layout: Layout, docs: list[Doc]) -> lis
         ready.append(doc)
     ids = [doc["id"] for doc in ready]
     dupes = [i for n, i in enumerate(ids) if i in ids[:n]]
-    if not dupes:
+    if not dupes and check_existing:
         params = Params(d)
         marks = ", ".join(params.add(i) for i in ids)
         sql = f"SELECT {d.q('id')} FROM {d.q(layout.table)} WHERE {d.q('id')} IN ({marks})"
