@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE", help="Space Cloud-shaped YAML or JSON config")
     run.add_argument("--dev", action="store_true", help="relax admin/config-API auth (never in production)")
     run.add_argument("--no-worker", action="store_true", help="do not run a db worker in this process")
+    run.add_argument("--ws-compression", action="store_true",
+                     help="offer permessage-deflate on WebSockets (off: cheaper fan-out of small frames)")
     run.add_argument("--proxy-headers", action="store_true",
                      help="trust X-Forwarded-For/-Proto (only behind a reverse proxy you control)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
 
         opts = RunOptions(host=args.host, port=args.port, nats_url=args.nats, nats_listen=args.nats_listen,
                           worker=not args.no_worker, dev=args.dev, log_level=args.log_level,
-                          state_home=os.environ.get("SPACE_CLOUD_HOME"), proxy_headers=args.proxy_headers)
+                          state_home=os.environ.get("SPACE_CLOUD_HOME"), proxy_headers=args.proxy_headers,
+                          ws_compression=args.ws_compression)
         run_main(serve(config, opts))
         return 0
     from mesh.worker import run_worker

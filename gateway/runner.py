@@ -32,6 +32,7 @@ class RunOptions:
     log_level: str = "info"
     state_home: str | None = None
     proxy_headers: bool = False
+    ws_compression: bool = False
 
 
 class _Server(uvicorn.Server):
@@ -82,6 +83,9 @@ async def serve(config: Config, opts: RunOptions) -> None:
                 proxy_headers=opts.proxy_headers,
                 timeout_graceful_shutdown=5,
                 ws_max_size=config.max_body_bytes,
+                # Live-query frames are small and go to many sockets: compressing each one for each
+                # socket costs more CPU than it saves on a LAN. `--ws-compression` turns it on.
+                ws_per_message_deflate=opts.ws_compression,
             )
         )
         loop = asyncio.get_running_loop()

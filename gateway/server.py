@@ -117,8 +117,8 @@ class Gateway:
         )
         return unpack(data)
 
-    async def serve_socket(self, ws: WebSocket, project: str | None) -> None:
-        client = Client(ws, project=project, max_queue=self.settings.ws_queue)
+    async def serve_socket(self, ws: WebSocket, send: Send, project: str | None) -> None:
+        client = Client(ws, send, project=project, max_queue=self.settings.ws_queue)
         self.clients[client.id] = client
         try:
             await client.serve(self.ws_handlers, self.ws_close_hooks)
@@ -159,7 +159,7 @@ class GatewayApp:
             parts = scope["path"].rstrip("/").split("/")
             ws = WebSocket(scope, receive, send)
             if parts[:3] == ["", "v1", "api"] and parts[-2:] == ["socket", "json"] and len(parts) in (5, 6):
-                await self.gw.serve_socket(ws, parts[3] if len(parts) == 6 else None)
+                await self.gw.serve_socket(ws, send, parts[3] if len(parts) == 6 else None)
             else:
                 await ws.close(code=4004, reason="no websocket at this path")
         elif kind == "lifespan":

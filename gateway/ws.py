@@ -20,6 +20,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mesh.errors import MeshError
 
+from .http import Send
+
 log = logging.getLogger("space_cloud.ws")
 
 SLOW_CONSUMER = 4008
@@ -30,8 +32,9 @@ CloseHook = Callable[["Client"], Awaitable[None]]
 
 
 class Client:
-    def __init__(self, ws: WebSocket, *, project: str | None, max_queue: int) -> None:
+    def __init__(self, ws: WebSocket, asgi_send: Send, *, project: str | None, max_queue: int) -> None:
         self.ws = ws
+        self._asgi_send = asgi_send
         self.id = uuid.uuid4().hex
         self.project = project
         self._queue: collections.deque[str] = collections.deque()
@@ -79,8 +82,9 @@ class Client:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            send = self._asgi_send  # the server's own send: Starlette's wrapper only re-checks state
             while self._queue:
-                await self.ws.send({"type": "websocket.send", "text": self._queue.popleft()})
+                await send({"type": "websocket.send", "text": self._queue.popleft()})
             if self._closing is not None:
                 code, reason = self._closing
                 with contextlib.suppress(Exception):
