@@ -34,7 +34,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--docs", action="store_true",
                    help="with --quick: write docs/ anyway (a quick run writes its report to bench/results/)")
     p.add_argument("--gateway-uvloop", action="store_true",
-                   help="run the gateway on uvloop (what a one-line change in gateway/cli.py would give)")
+                   help="run the gateway through bench/procs/gateway_uvloop.py (space-cloud run itself is on "
+                        "uvloop now; this is the base of --gateway-one-write)")
     p.add_argument("--gateway-one-write", action="store_true",
                    help="with --gateway-uvloop: headers and body of a response in one write (a server change)")
     p.add_argument("--rewrite", metavar="RESULTS_DIR",

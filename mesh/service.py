@@ -11,7 +11,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from nats.aio.client import Client
 from nats.micro import add_service
@@ -38,6 +38,8 @@ def as_handler(fn: Callable[..., Any]) -> Handler:
         nparams = 2
     nparams = min(nparams, 2)
     is_async = inspect.iscoroutinefunction(fn)
+    if is_async and nparams == 2:
+        return cast(Handler, fn)  # already the right shape: no wrapper on every call
 
     async def handler(params: Any, auth: Auth) -> Any:
         args = (params, auth)[:nparams]
@@ -46,13 +48,6 @@ def as_handler(fn: Callable[..., Any]) -> Handler:
         return await asyncio.to_thread(fn, *args)
 
     return handler
-
-
-def _ignore_name(fn: Handler) -> Invoke:
-    async def invoke(_func: str, params: Any, auth: Auth) -> Any:
-        return await fn(params, auth)
-
-    return invoke
 
 
 class FunctionService:
@@ -114,36 +109,40 @@ class FunctionService:
                 name=fname,
                 subject=subjects.fn(self.project, self.name, fname),
                 queue_group=self._queue,
-                handler=self._dispatcher(_ignore_name(fn)),
+                handler=self._dispatcher(fn, None),
             )
         if self._any_function is not None:
             await svc.add_endpoint(
                 name="any",
                 subject=self._any_subject,
                 queue_group=self._queue,
-                handler=self._dispatcher(self._any_function),
+                handler=self._dispatcher(None, self._any_function),
             )
         # The subscriptions above are only queued on this connection: a round trip makes sure the server
         # has them, so a call made by anyone once start() returned finds this instance.
         await self._nc.flush()
         self._svc = svc
 
-    def _dispatcher(self, fn: Invoke) -> Callable[[Request], Awaitable[None]]:
+    def _dispatcher(self, fn: Handler | None, any_fn: Invoke | None) -> Callable[[Request], Awaitable[None]]:
         async def dispatch(req: Request) -> None:
             await self._sem.acquire()
-            task = asyncio.create_task(self._run(req, fn))
+            task = asyncio.create_task(self._run(req, fn, any_fn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         return dispatch
 
-    async def _run(self, req: Request, fn: Invoke) -> None:
+    async def _run(self, req: Request, fn: Handler | None, any_fn: Invoke | None) -> None:
         try:
             try:
                 body = unpack(req.data) or {}
                 if not isinstance(body, dict):
                     raise MeshError("malformed call envelope")
-                result = await fn(req.subject.rsplit(".", 1)[-1], body.get("params"), body.get("auth"))
+                if fn is not None:
+                    result = await fn(body.get("params"), body.get("auth"))
+                else:
+                    assert any_fn is not None
+                    result = await any_fn(req.subject.rsplit(".", 1)[-1], body.get("params"), body.get("auth"))
                 payload = pack(result)
             except MeshError as exc:
                 await req.respond_error(str(exc.status), exc.message)

@@ -81,6 +81,7 @@ class Mesh:
         self._nc: Client | None = None
         self._requester: Requester | None = None
         self._runtime: FunctionService | None = None
+        self._subjects: dict[tuple[str, str], str] = {}
         self.project = project or ""
 
     @overload
@@ -117,6 +118,7 @@ class Mesh:
         url, project = resolve_connection(self._nats_url, self._project)
         subjects.check_name("project", project)
         self.project = project
+        self._subjects.clear()
         nc = await connect(url, name=f"service:{self.service}")
         self._nc = nc
         self._requester = Requester(nc)
@@ -163,10 +165,15 @@ class Mesh:
         """Call `service.func` anywhere in the mesh; raises the `MeshError` the callee raised."""
         if self._requester is None:
             raise MeshNotStarted("call() needs a started mesh: await mesh.start() or use `async with mesh:`")
-        subjects.check_name("service", service)
-        subjects.check_name("function", func)
+        subject = self._subjects.get((service, func))
+        if subject is None:
+            subjects.check_name("service", service)
+            subjects.check_name("function", func)
+            subject = subjects.fn(self.project, service, func)
+            if len(self._subjects) < 4096:
+                self._subjects[(service, func)] = subject
         data = await self._requester.request(
-            subjects.fn(self.project, service, func),
+            subject,
             pack({"params": params, "auth": auth}),
             timeout,
             what=f"service {service!r}",
