@@ -5,6 +5,12 @@ path a counter on one wildcard inbox does the same job for less. Timeouts are no
 request either (under load the event loop's timer heap then holds every pending and cancelled
 handle: pushing into it was ~5% of the gateway's time): requests are put in buckets by deadline,
 `TICK` seconds wide, with one timer per bucket; a request times out at most `TICK` late.
+
+Replies are routed from nats-py's read loop itself: a subscription made with `future=` hands each
+message to that object's `set_result` at once, where a callback subscription would queue it for a
+task of its own (one more event-loop turn per reply). The router is an object with the two methods
+nats-py calls; `start()` checks once that replies really arrive that way and otherwise falls back
+to an ordinary callback subscription.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client
@@ -43,12 +50,32 @@ class Requester:
             return
         self._prefix = self._nc.new_inbox() + "."
         self._prefix_len = len(self._prefix)
-        self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply, pending_msgs_limit=-1)
+        self._sub = await self._nc.subscribe(self._prefix + "*", future=_Router(self._route))  # type: ignore[arg-type]
+        if not await self._routes_directly():
+            await self._sub.unsubscribe()
+            self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply, pending_msgs_limit=-1)
 
-    async def _on_reply(self, msg: Msg) -> None:
+    async def _routes_directly(self) -> bool:
+        """Does a message on the reply inbox reach the router? (a guard against nats-py changes)"""
+        loop = asyncio.get_running_loop()
+        probe: asyncio.Future[Msg] = loop.create_future()
+        self._pending["probe"] = probe
+        try:
+            await self._nc.publish(self._prefix + "probe", b"")
+            await asyncio.wait_for(probe, 2)
+            return True
+        except Exception:
+            return False
+        finally:
+            self._pending.pop("probe", None)
+
+    def _route(self, msg: Msg) -> None:
         fut = self._pending.pop(msg.subject[self._prefix_len :], None)
         if fut is not None and not fut.done():
             fut.set_result(msg)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        self._route(msg)
 
     async def request(
         self,
@@ -103,3 +130,21 @@ class Requester:
             fut = pending.get(token)
             if fut is not None and not fut.done():
                 fut.set_exception(TimeoutError())
+
+
+class _Router:
+    """What nats-py's read loop calls for a `future=` subscription: `cancelled()`, then `set_result(msg)`."""
+
+    __slots__ = ("_route",)
+
+    def __init__(self, route: Callable[[Msg], None]) -> None:
+        self._route = route
+
+    def cancelled(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, msg: Msg) -> None:
+        self._route(msg)
