@@ -38,6 +38,24 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser); skips when absent."""
+    chromium = chromium_path()
+    if chromium is None:
+        pytest.skip("Debian chromium is not installed: apt-get install chromium (as root)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        pytest.skip("the playwright package is missing: pip install -e '.[test]'")
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
 @dataclass
 class TodoStack:
     url: str

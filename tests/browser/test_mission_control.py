@@ -11,6 +11,7 @@ need no browser). Screenshots go to test-artifacts/browser/mission-control/.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -25,16 +26,12 @@ import yaml
 from gateway.config import load
 from gateway.server import Settings
 from sdk import Mesh
-from tests.browser.conftest import ARTIFACTS, CHROMIUM_ARGS, chromium_path
+from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_static_http import raw_get
 from tests.support.servers import SECRET, RunningGateway, gateway
 
-try:
-    from playwright.async_api import Browser, Page, async_playwright, expect
-
-    HAVE_PLAYWRIGHT = True
-except ImportError:  # pragma: no cover
-    HAVE_PLAYWRIGHT = False
+with contextlib.suppress(ImportError):  # without playwright the `browser` fixture skips these tests
+    from playwright.async_api import Browser, Page, expect
 
 SHOTS = ARTIFACTS / "mission-control"
 ADMIN_USER = "root"
@@ -161,21 +158,6 @@ async def test_a_project_static_route_cannot_shadow_mission_control(nats_url: st
 
 
 # ---------------------------------------------------------------- the browser
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not HAVE_PLAYWRIGHT:
-        pytest.skip("the playwright package is missing: pip install -e '.[test]'")
-    chromium = chromium_path()
-    if chromium is None:
-        pytest.skip("Debian chromium is not installed: apt-get install chromium (as root)")
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 class Admin:

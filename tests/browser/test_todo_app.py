@@ -12,12 +12,11 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, CHROMIUM_ARGS, TodoStack, chromium_path
+from tests.browser.conftest import ARTIFACTS, TodoStack, chromium_path
 from tests.support.stack import database_params
 
 pytestmark = pytest.mark.browser
@@ -26,7 +25,7 @@ CHROMIUM = chromium_path()
 if CHROMIUM is None:
     pytest.skip("Debian chromium is not installed: apt-get install chromium (as root)", allow_module_level=True)
 try:
-    from playwright.async_api import Browser, BrowserContext, Page, WebSocket, async_playwright, expect
+    from playwright.async_api import Browser, BrowserContext, Page, WebSocket, expect
 except ImportError:  # pragma: no cover
     pytest.skip("the playwright package is missing: pip install -e '.[test]'", allow_module_level=True)
 
@@ -35,16 +34,6 @@ PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "device_scal
                          "is_mobile": True, "has_touch": True, "reduced_motion": "reduce"}
 PASSWORD = "correct horse battery"
 DONE = re.compile(r"\bdone\b")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 class Device:
