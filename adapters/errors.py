@@ -6,6 +6,9 @@ worker can send it across NATS as code + message without knowing adapter details
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 
 class DataError(Exception):
     """Base class: `status` is the HTTP status the gateway answers with."""
@@ -39,3 +42,15 @@ class Unavailable(DataError):
     """The database cannot be reached (connection refused, pool closed, server gone)."""
 
     status = 503
+
+
+@contextmanager
+def translated(map_error: Callable[[BaseException], DataError | None]) -> Iterator[None]:
+    """Re-raise a driver's exception as the adapter error `map_error` gives (None: not a database error)."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = map_error(exc)
+        if mapped is None or mapped is exc:
+            raise
+        raise mapped from exc

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from pymongo import errors as pe
 
-from adapters.errors import Conflict, DataError, InvalidQuery, Unavailable
+from adapters.errors import Conflict, DataError, InvalidQuery, Unavailable, translated
 
 _BAD_INPUT = {2, 9, 14, 15, 16, 17, 28, 40, 52, 56, 160, 168, 241}
 """BadValue, FailedToParse, TypeMismatch, Overflow, ..., ConflictingUpdateOperators, InvalidOptions."""
@@ -33,13 +32,6 @@ def map_error(exc: BaseException) -> DataError | None:
     return None
 
 
-@contextmanager
-def mongo_errors() -> Iterator[None]:
+def mongo_errors() -> AbstractContextManager[None]:
     """Re-raise any pymongo exception as an adapter error."""
-    try:
-        yield
-    except Exception as exc:
-        mapped = map_error(exc)
-        if mapped is None or mapped is exc:
-            raise
-        raise mapped from exc
+    return translated(map_error)

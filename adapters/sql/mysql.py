@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 import aiomysql
 import pymysql  # type: ignore[import-untyped]
 
-from adapters.errors import Conflict, DataError, InvalidQuery, Unavailable
+from adapters.errors import Conflict, DataError, InvalidQuery, Unavailable, translated
 from adapters.sql.dialect import DIALECTS
 
 _GONE = {1040, 1053, 1927, 2002, 2003, 2006, 2013, 2014, 2055}
@@ -82,7 +82,7 @@ class MySQLDriver:
     @asynccontextmanager
     async def _acquire(self, tx: bool) -> AsyncIterator[_Conn]:
         await self.connect()
-        try:
+        with translated(map_error):
             async with self._pool.acquire() as con:
                 try:
                     if tx:
@@ -97,11 +97,6 @@ class MySQLDriver:
                         with suppress(Exception):
                             await con.rollback()
                     raise
-        except Exception as exc:
-            mapped = map_error(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
 
     def transaction(self) -> Any:
         return self._acquire(True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from adapters.errors import Conflict, DataError, InvalidQuery, Unavailable
+from adapters.errors import Conflict, DataError, InvalidQuery, Unavailable, translated
 from adapters.sql.dialect import DIALECTS
 
 
@@ -82,18 +82,13 @@ class PostgresDriver:
     @asynccontextmanager
     async def _acquire(self, tx: bool) -> AsyncIterator[_Conn]:
         await self.connect()
-        try:
+        with translated(map_error):
             async with self._pool.acquire() as con:
                 if tx:
                     async with con.transaction():
                         yield _Conn(con)
                 else:
                     yield _Conn(con)
-        except Exception as exc:
-            mapped = map_error(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
 
     def transaction(self) -> Any:
         return self._acquire(True)

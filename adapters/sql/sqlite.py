@@ -11,7 +11,7 @@ from typing import Any
 
 import aiosqlite
 
-from adapters.errors import Conflict, DataError, Unavailable
+from adapters.errors import Conflict, DataError, Unavailable, translated
 from adapters.sql.dialect import DIALECTS
 
 
@@ -103,7 +103,7 @@ class SQLiteDriver:
         async with lock:
             db = self._writer if tx else self._reader
             assert db is not None
-            try:
+            with translated(map_error):
                 if tx:
                     await _run(db, "BEGIN IMMEDIATE")
                 try:
@@ -115,11 +115,6 @@ class SQLiteDriver:
                         with suppress(Exception):
                             await _run(db, "ROLLBACK")
                     raise
-            except Exception as exc:
-                mapped = map_error(exc)
-                if mapped is None or mapped is exc:
-                    raise
-                raise mapped from exc
 
     def transaction(self) -> Any:
         return self._use(True)
