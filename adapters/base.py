@@ -82,3 +82,19 @@ class Adapter(Protocol):
 
     async def batch(self, reqs: list[WriteRequest]) -> list[Change]:
         """Run every request in one transaction; all or nothing."""
+
+
+class WritesAsBatch:
+    """create/update/delete as a one-request `batch`: adapters that write everything one way."""
+
+    async def batch(self, reqs: list[WriteRequest]) -> list[Change]:
+        raise NotImplementedError
+
+    async def create(self, col: str, docs: list[Doc]) -> list[Change]:
+        return await self.batch([WriteRequest("create", col, "all", docs)])
+
+    async def update(self, col: str, op: str, find: Doc, update: Doc) -> list[Change]:
+        return await self.batch([WriteRequest("update", col, op, find=find, update=update)])
+
+    async def delete(self, col: str, op: str, find: Doc) -> list[Change]:
+        return await self.batch([WriteRequest("delete", col, op, find=find)])

@@ -17,7 +17,7 @@ from typing import Any
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.uri_parser import parse_uri
 
-from adapters.base import Change, Doc, ReadOptions, WriteRequest
+from adapters.base import Change, Doc, ReadOptions, WriteRequest, WritesAsBatch
 from adapters.clock import new_id, next_version
 from adapters.documents import check_doc
 from adapters.errors import Conflict, InvalidQuery, NotFound, Unavailable
@@ -65,7 +65,7 @@ class _Key:
         return compare(self.v, other.v) < 0
 
 
-class MongoAdapter:
+class MongoAdapter(WritesAsBatch):
     """`Adapter` for MongoDB; database = the one in the URI, else `database`."""
 
     kind = "mongo"
@@ -162,15 +162,6 @@ class MongoAdapter:
                 raise NotFound("the pipeline returned no document")
             return docs[0]
         return docs
-
-    async def create(self, col: str, docs: list[Doc]) -> list[Change]:
-        return await self.batch([WriteRequest("create", col, "all", docs)])
-
-    async def update(self, col: str, op: str, find: Doc, update: Doc) -> list[Change]:
-        return await self.batch([WriteRequest("update", col, op, find=find, update=update)])
-
-    async def delete(self, col: str, op: str, find: Doc) -> list[Change]:
-        return await self.batch([WriteRequest("delete", col, op, find=find)])
 
     def _check(self, req: WriteRequest) -> WriteRequest:
         check_collection(req.col)

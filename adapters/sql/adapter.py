@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from adapters.base import Change, Doc, ReadOptions, WriteRequest
+from adapters.base import Change, Doc, ReadOptions, WriteRequest, WritesAsBatch
 from adapters.documents import project
 from adapters.errors import Conflict, InvalidQuery, NotFound
 from adapters.names import VERSION_FIELD, check_collection
@@ -30,7 +30,7 @@ from adapters.values import compare, equal
 READ_OPS = ("one", "all", "count", "distinct")
 
 
-class SqlAdapter:
+class SqlAdapter(WritesAsBatch):
     """Mongo-style documents over SQL tables (schemaless or typed per collection)."""
 
     id_field = "id"
@@ -164,15 +164,6 @@ class SqlAdapter:
                 raise NotFound("the pipeline returned no document")
             return docs[0]
         return docs
-
-    async def create(self, col: str, docs: list[Doc]) -> list[Change]:
-        return await self.batch([WriteRequest("create", col, "all", docs)])
-
-    async def update(self, col: str, op: str, find: Doc, update: Doc) -> list[Change]:
-        return await self.batch([WriteRequest("update", col, op, find=find, update=update)])
-
-    async def delete(self, col: str, op: str, find: Doc) -> list[Change]:
-        return await self.batch([WriteRequest("delete", col, op, find=find)])
 
     async def batch(self, reqs: list[WriteRequest]) -> list[Change]:
         checked = [self._check(req) for req in reqs]
