@@ -142,3 +142,56 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+async def test_run_on_an_existing_nats_with_a_separate_worker(tmp_path: Path, home: dict[str, str],
+                                                               nats_url: str) -> None:
+    """`run --nats URL --no-worker` + `worker --nats URL --config FILE`: the production shape."""
+    (tmp_path / "config.yaml").write_text(
+        "projects:\n"
+        "  - id: split\n"
+        "    secret: a-long-enough-secret-for-this-test-0123456789\n"
+        "    modules:\n"
+        "      crud:\n"
+        "        sqlite:\n"
+        "          conn: split.db\n"
+        "          collections:\n"
+        "            default: {rules: {create: {rule: allow}, read: {rule: allow}}}\n"
+    )
+    port = free_port()
+    gateway = cli("run", "--port", str(port), "--nats", nats_url, "--no-worker", "--config", "config.yaml",
+                  cwd=tmp_path, env=home)
+    worker = None
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            for _ in range(200):
+                try:
+                    if (await http.get("/v1/api/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("gateway did not come up")
+            # no embedded NATS, so nothing is advertised to local services
+            assert devstate.read(home=home["SPACE_CLOUD_HOME"]) is None
+            body = {"op": "one", "doc": {"id": "s1"}}
+            r = await http.post("/v1/api/split/crud/sqlite/items/create", json=body)
+            assert r.status_code == 503  # --no-worker and no worker yet: a clear answer
+            worker = cli("worker", "--nats", nats_url, "--config", "config.yaml", cwd=tmp_path, env=home)
+            for _ in range(100):
+                r = await http.post("/v1/api/split/crud/sqlite/items/create", json=body)
+                if r.status_code != 503:
+                    break
+                await asyncio.sleep(0.1)
+            assert r.status_code == 200, r.text
+            r = await http.post("/v1/api/split/crud/sqlite/items/read", json={"op": "count"})
+            assert r.json() == {"result": 1}
+        assert (tmp_path / "split.db").exists()
+    finally:
+        for proc in (worker, gateway):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                out, _ = proc.communicate(timeout=20)
+                assert proc.returncode == 0, out
+                assert "Traceback" not in out
