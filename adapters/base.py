@@ -61,7 +61,7 @@ class Adapter(Protocol):
     """'_id' on Mongo, 'id' on SQL."""
 
     async def connect(self) -> None:
-        """Open the pool. Raises `Unavailable` if the database cannot be reached."""
+        """Open the pool. Raises `ServiceUnavailable` if the database cannot be reached."""
 
     async def close(self) -> None: ...
 

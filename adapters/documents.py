@@ -6,9 +6,9 @@ import math
 from typing import Any
 
 from adapters.base import Doc
-from adapters.errors import InvalidQuery
 from adapters.names import check_field, check_key
 from adapters.values import MISSING
+from common.errors import InvalidQuery
 
 _INT64 = 2**63
 

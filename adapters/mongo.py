@@ -20,12 +20,12 @@ from pymongo.uri_parser import parse_uri
 from adapters.base import Change, Doc, ReadOptions, WriteRequest, WritesAsBatch
 from adapters.clock import new_id, next_version
 from adapters.documents import check_doc
-from adapters.errors import Conflict, InvalidQuery, NotFound, Unavailable
 from adapters.mongo_errors import mongo_errors
 from adapters.names import VERSION_FIELD, check_collection
 from adapters.query import validate_find, validate_options, validate_pipeline, validate_update
 from adapters.updates import current_date
 from adapters.values import compare, equal
+from common.errors import Conflict, InvalidQuery, NotFound, ServiceUnavailable
 
 Undo = Callable[[], Awaitable[None]]
 V = VERSION_FIELD
@@ -94,7 +94,7 @@ class MongoAdapter(WritesAsBatch):
         try:
             with mongo_errors():
                 hello = await client.admin.command("hello")
-        except Unavailable:
+        except ServiceUnavailable:
             await client.close()
             raise
         self.transactions = "setName" in hello or hello.get("msg") == "isdbgrid"

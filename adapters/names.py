@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from adapters.errors import InvalidQuery
+from common.errors import InvalidQuery
 
 _SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_SEGMENT = 63

@@ -12,10 +12,10 @@ from typing import Any
 
 from adapters.base import Doc
 from adapters.documents import get_path
-from adapters.errors import InvalidQuery
 from adapters.names import check_field
 from adapters.updates import validate_update
 from adapters.values import MISSING, compare, equal, type_class
+from common.errors import InvalidQuery
 
 __all__ = ["matches", "validate_find", "validate_options", "validate_pipeline", "validate_update"]
 

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from adapters.base import Adapter
-from adapters.errors import InvalidQuery
+from common.errors import InvalidQuery
 
 KINDS = ("mongo", "postgres", "mysql", "sqlite")
 

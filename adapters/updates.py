@@ -11,9 +11,9 @@ from typing import Any
 
 from adapters.base import Doc
 from adapters.documents import check_value, copy_doc, get_path, set_path, unset_path
-from adapters.errors import InvalidQuery
 from adapters.names import check_field
 from adapters.values import MISSING, compare, is_number, iso_now
+from common.errors import InvalidQuery
 
 UPDATE_OPS = ("$set", "$inc", "$mul", "$min", "$max", "$unset", "$rename", "$push", "$currentDate")
 

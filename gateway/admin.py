@@ -14,10 +14,10 @@ import jwt
 import yaml
 from fastapi import FastAPI, Request
 
+from common.errors import BadRequest, NotFound, Unauthorized
 from gateway.config import ConfigError, parse
 from gateway.passwords import FailedSignIns
 from gateway.users import json_body
-from mesh.errors import BadRequest, NotFound, Unauthorized
 
 if TYPE_CHECKING:
     from gateway.server import Gateway

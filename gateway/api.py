@@ -10,10 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.errors import SpaceCloudError
 from gateway.http import error_response
 from mesh import subjects
 from mesh.discovery import list_services
-from mesh.errors import MeshError
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -26,8 +26,8 @@ def json_error(message: str, status: int) -> Response:
 def build_api(gw: Gateway) -> FastAPI:
     app = FastAPI(title="space-cloud", docs_url="/v1/api/docs", openapi_url="/v1/api/openapi.json", redoc_url=None)
 
-    @app.exception_handler(MeshError)
-    async def mesh_error(_request: Request, exc: MeshError) -> Response:
+    @app.exception_handler(SpaceCloudError)
+    async def mesh_error(_request: Request, exc: SpaceCloudError) -> Response:
         status, _ = error_response(exc)
         return json_error(exc.message, status)
 

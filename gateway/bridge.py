@@ -13,11 +13,11 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from common.errors import Forbidden, InternalError, ServiceUnavailable, Timeout
 from gateway.rules import evaluate
 from gateway.security import RuleContext, claims_for
 from gateway.ws import Client
 from mesh import subjects
-from mesh.errors import Forbidden, InternalError, ServiceUnavailable, Timeout
 from mesh.service import Auth, FunctionService
 
 if TYPE_CHECKING:

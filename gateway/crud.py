@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from adapters.errors import DataError
 from adapters.names import check_collection
 from adapters.query import validate_find, validate_options, validate_pipeline
 from adapters.updates import validate_update
+from common.errors import BadRequest, NotFound, SpaceCloudError
 from gateway.config import ProjectConfig
 from gateway.http import Receive, Scope, Send, bearer_token, parse_json_object, read_body, send_json
 from gateway.security import authorize_crud, claims_for
-from mesh.errors import BadRequest, NotFound
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -88,7 +87,7 @@ def normalize(kind: str, body: dict[str, Any], id_field: str) -> dict[str, Any]:
                 raise BadRequest("`update` must set something")
             return {"op": op, "find": find, "update": update}
         return {"op": op, "find": find}
-    except DataError as exc:
+    except SpaceCloudError as exc:
         raise BadRequest(exc.message) from None
 
 
@@ -153,7 +152,7 @@ async def handle_crud(gw: Gateway, scope: Scope, receive: Receive, send: Send, p
         raise NotFound(f"unknown CRUD operation {kind!r}: use create, read, update, delete, aggr or batch")
     try:
         check_collection(col)
-    except DataError as exc:
+    except SpaceCloudError as exc:
         raise BadRequest(exc.message) from None
     req = normalize(kind, body, id_field)
     req = await authorize_request(gw, project, alias, col, kind, req, claims, token)
@@ -180,7 +179,7 @@ async def _batch(
             raise BadRequest(f"reqs[{i}].type must be create, update or delete")
         try:
             check_collection(col)
-        except DataError as exc:
+        except SpaceCloudError as exc:
             raise BadRequest(f"reqs[{i}]: {exc.message}") from None
         try:
             req = normalize(str(kind), sub, id_field)

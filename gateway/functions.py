@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from common.errors import BadRequest, NotFound
 from gateway.http import Receive, Scope, Send, bearer_token, parse_json_object, read_body, send_json
 from gateway.security import authorize_function, claims_for
 from mesh import subjects
-from mesh.errors import BadRequest, NotFound
 
 if TYPE_CHECKING:
     from gateway.server import Gateway

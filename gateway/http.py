@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from mesh.errors import BadRequest, MeshError, PayloadTooLarge
+from common.errors import BadRequest, PayloadTooLarge, SpaceCloudError
 
 log = logging.getLogger("space_cloud.http")
 
@@ -91,7 +91,7 @@ async def send_json(send: Send, status: int, body: bytes) -> None:
 
 def error_response(exc: BaseException) -> tuple[int, bytes]:
     """The one place an exception becomes a status and `{"error": ...}`; 500s never leak internals."""
-    if isinstance(exc, MeshError):
+    if isinstance(exc, SpaceCloudError):
         status, message = exc.status, exc.message
     else:
         log.exception("unexpected error", exc_info=exc)

@@ -9,11 +9,7 @@ from collections import OrderedDict
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from mesh.errors import MeshError
-
-
-class TooManyAttempts(MeshError):
-    status = 429
+from common.errors import TooManyAttempts
 
 
 class Passwords:

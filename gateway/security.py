@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from common.errors import Forbidden, NotFound, SpaceCloudError, Unauthorized
 from gateway import tokens
 from gateway.config import ProjectConfig
 from gateway.rules import Decision, evaluate, function_rule
 from gateway.rules import crud_rule as find_crud_rule
-from mesh.errors import Forbidden, MeshError, NotFound, Unauthorized
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -61,7 +61,7 @@ async def authorize(
 ) -> None:
     try:
         decision = await evaluate(rule, args, RuleContext(gw, project.id))
-    except MeshError:
+    except SpaceCloudError:
         raise
     if not decision.allowed:
         _raise(decision, where, no_rule_status)

@@ -14,6 +14,7 @@ from typing import Any
 from nats.aio.client import Client as Nats
 from starlette.websockets import WebSocket
 
+from common.errors import NotFound
 from gateway.bridge import Bridge
 from gateway.config import Config, ProjectConfig
 from gateway.crud import handle_crud
@@ -24,7 +25,6 @@ from gateway.ws import Client, CloseHook, Handler
 from mesh import subjects
 from mesh.codec import pack, unpack
 from mesh.connect import connect, disconnect
-from mesh.errors import NotFound
 from mesh.requester import Requester
 
 log = logging.getLogger("space_cloud.gateway")
@@ -110,7 +110,7 @@ class Gateway:
         return unpack(data)
 
     async def db_request(self, project: str, alias: str, op: str, body: dict[str, Any]) -> Any:
-        """A request to the db workers (queue group `sc.db`); their errors come back as `MeshError`s."""
+        """A request to the db workers (queue group `sc.db`); their errors come back as `SpaceCloudError`s."""
         envelope = {"params": {**body, "project": project, "alias": alias}}
         data = await self.requester.request(
             subjects.db(project, alias, op), pack(envelope), self.settings.db_timeout, what="the db worker"

@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
-from mesh.errors import Unauthorized
+from common.errors import Unauthorized
 
 # Short secrets are reported once, at config load (gateway.config), not on every token.
 warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 
+from common.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from gateway import tokens
 from gateway.config import ProjectConfig
 from gateway.crud import database
 from gateway.http import parse_json_object
 from gateway.passwords import FailedSignIns, Passwords
 from gateway.security import authorize_crud, claims_for
-from mesh.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 
 if TYPE_CHECKING:
     from gateway.server import Gateway

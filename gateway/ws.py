@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from mesh.errors import MeshError
+from common.errors import SpaceCloudError
 
 from .http import Send
 
@@ -75,7 +75,7 @@ class Client:
     def project_of(self, data: dict[str, Any]) -> str:
         project = self.project or data.get("project")
         if not isinstance(project, str) or not project:
-            raise MeshError("no project: use /v1/api/<project>/socket/json or send data.project")
+            raise SpaceCloudError("no project: use /v1/api/<project>/socket/json or send data.project")
         return project
 
     async def _writer(self) -> None:
@@ -146,7 +146,7 @@ class Client:
     async def _handle(self, handler: Handler, req_id: str, type_: str, data: dict[str, Any]) -> None:
         try:
             await handler(self, req_id, data)
-        except MeshError as exc:
+        except SpaceCloudError as exc:
             self.reply(req_id, type_, {"ack": False, "error": exc.message})
         except Exception:
             log.exception("websocket handler %s failed", type_)

@@ -24,7 +24,7 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from .errors import MeshError, ServiceUnavailable, Timeout, from_code
+from common.errors import ServiceUnavailable, SpaceCloudError, Timeout, from_code
 
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 ERROR_HEADER = "Nats-Service-Error"
@@ -86,7 +86,7 @@ class Requester:
         what: str = "",
         headers: dict[str, str] | None = None,
     ) -> bytes:
-        """Send a request; return the reply payload or raise the `MeshError` the responder sent.
+        """Send a request; return the reply payload or raise the `SpaceCloudError` the responder sent.
 
         No responder → `ServiceUnavailable` at once; no reply in `timeout` seconds → `Timeout`.
         """
@@ -109,7 +109,7 @@ class Requester:
             msg = await fut
         except TimeoutError:
             raise Timeout(f"{what or subject} did not answer within {timeout:g}s") from None
-        except MeshError:
+        except SpaceCloudError:
             raise
         except Exception as exc:  # connection closed, draining, ...
             raise ServiceUnavailable(f"cannot reach {what or subject}: {exc or type(exc).__name__}") from None

@@ -18,9 +18,10 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
 
+from common.errors import SpaceCloudError
+
 from . import subjects
 from .codec import pack, unpack
-from .errors import MeshError
 
 log = logging.getLogger("space_cloud.service")
 
@@ -137,14 +138,14 @@ class FunctionService:
             try:
                 body = unpack(req.data) or {}
                 if not isinstance(body, dict):
-                    raise MeshError("malformed call envelope")
+                    raise SpaceCloudError("malformed call envelope")
                 if fn is not None:
                     result = await fn(body.get("params"), body.get("auth"))
                 else:
                     assert any_fn is not None
                     result = await any_fn(req.subject.rsplit(".", 1)[-1], body.get("params"), body.get("auth"))
                 payload = pack(result)
-            except MeshError as exc:
+            except SpaceCloudError as exc:
                 await req.respond_error(str(exc.status), exc.message)
             except Exception as exc:
                 log.exception("function %s.%s failed", self.name, req.subject.rsplit(".", 1)[-1])

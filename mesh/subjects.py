@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import BadRequest
+from common.errors import BadRequest
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 

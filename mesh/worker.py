@@ -16,13 +16,12 @@ from typing import Any
 from nats.aio.client import Client
 
 from adapters.base import Adapter, Change, ReadOptions, WriteRequest
-from adapters.errors import DataError
 from adapters.registry import create_adapter
+from common.errors import BadRequest, NotFound
 
 from . import subjects
 from .codec import pack
 from .connect import connect, disconnect
-from .errors import BadRequest, MeshError, NotFound, from_code
 from .service import Auth, FunctionService
 from .worker_spec import DatabaseSpec
 
@@ -126,13 +125,8 @@ class DbWorker:
         project, alias = params.get("project"), params.get("alias")
         if not isinstance(project, str) or not isinstance(alias, str):
             raise BadRequest("malformed db request: project and alias are required")
-        try:
-            adapter = await self._adapter(project, alias)
-            return await self._run(adapter, project, alias, op, params)
-        except DataError as exc:
-            raise from_code(exc.status, exc.message) from None
-        except MeshError:
-            raise
+        adapter = await self._adapter(project, alias)
+        return await self._run(adapter, project, alias, op, params)
 
     async def _run(self, adapter: Adapter, project: str, alias: str, op: str, req: dict[str, Any]) -> Any:
         col = req.get("col", "")

@@ -1,7 +1,7 @@
 """The Python SDK: `Mesh` for services (`@mesh.function`) and calls between services."""
 
-from mesh.errors import MeshError
+from common.errors import SpaceCloudError
 
 from .mesh import Mesh, MeshNotStarted
 
-__all__ = ["Mesh", "MeshError", "MeshNotStarted"]
+__all__ = ["Mesh", "MeshNotStarted", "SpaceCloudError"]

@@ -162,7 +162,7 @@ class Mesh:
         timeout: float = 5.0,
         auth: dict[str, Any] | None = None,
     ) -> Any:
-        """Call `service.func` anywhere in the mesh; raises the `MeshError` the callee raised."""
+        """Call `service.func` anywhere in the mesh; raises the `SpaceCloudError` the callee raised."""
         if self._requester is None:
             raise MeshNotStarted("call() needs a started mesh: await mesh.start() or use `async with mesh:`")
         subject = self._subjects.get((service, func))

@@ -10,7 +10,6 @@ from typing import Any
 
 from adapters.base import Change, Doc, ReadOptions, WriteRequest, WritesAsBatch
 from adapters.documents import project
-from adapters.errors import Conflict, InvalidQuery, NotFound
 from adapters.names import VERSION_FIELD, check_collection
 from adapters.query import validate_find, validate_options, validate_pipeline, validate_update
 from adapters.sql import writes
@@ -26,6 +25,7 @@ from adapters.sql.layout import (
 )
 from adapters.sql.pipeline import PipelineCompiler, shape_group, value_expr
 from adapters.values import compare, equal
+from common.errors import Conflict, InvalidQuery, NotFound
 
 READ_OPS = ("one", "all", "count", "distinct")
 

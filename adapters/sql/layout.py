@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 
 from adapters.base import Doc
-from adapters.errors import InvalidQuery
 from adapters.names import VERSION_FIELD, check_field
 from adapters.sql.dialect import FIELD_TYPES, Dialect
 from adapters.values import is_number
+from common.errors import InvalidQuery
 
 SCHEMALESS_COLUMNS = frozenset({"id", "doc", VERSION_FIELD})
 JSON_DOC = "doc"

@@ -10,25 +10,25 @@ from urllib.parse import unquote, urlparse
 import aiomysql
 import pymysql  # type: ignore[import-untyped]
 
-from adapters.errors import Conflict, DataError, InvalidQuery, Unavailable, translated
 from adapters.sql.dialect import DIALECTS
+from common.errors import Conflict, InvalidQuery, ServiceUnavailable, SpaceCloudError, translated
 
 _GONE = {1040, 1053, 1927, 2002, 2003, 2006, 2013, 2014, 2055}
 
 
-def map_error(exc: BaseException) -> DataError | None:
+def map_error(exc: BaseException) -> SpaceCloudError | None:
     """The adapter error for a pymysql/OS exception (None: not a database error)."""
-    if isinstance(exc, DataError):
+    if isinstance(exc, SpaceCloudError):
         return exc
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     if isinstance(exc, pymysql.err.IntegrityError) and code == 1062:
         return Conflict("a document with the same id already exists")
     if isinstance(exc, OSError | TimeoutError | pymysql.err.InterfaceError) or code in _GONE:
-        return Unavailable(f"mysql unavailable: {exc}")
+        return ServiceUnavailable(f"mysql unavailable: {exc}")
     if isinstance(exc, pymysql.err.DataError):
         return InvalidQuery(f"mysql rejected a value: {exc}")
     if isinstance(exc, pymysql.err.MySQLError) or type(exc).__module__.startswith(("aiomysql", "pymysql")):
-        return DataError(f"mysql error: {exc}")
+        return SpaceCloudError(f"mysql error: {exc}")
     return None
 
 
@@ -71,7 +71,7 @@ class MySQLDriver:
                 connect_timeout=5, pool_recycle=3600, **self.params,
             )
         except Exception as exc:
-            raise (map_error(exc) or Unavailable(f"mysql unavailable: {exc}")) from exc
+            raise (map_error(exc) or ServiceUnavailable(f"mysql unavailable: {exc}")) from exc
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -91,7 +91,7 @@ class MySQLDriver:
                         yield _Conn(cur)
                     await con.commit()
                 except BaseException as exc:
-                    if isinstance(map_error(exc), Unavailable):
+                    if isinstance(map_error(exc), ServiceUnavailable):
                         con.close()
                     else:
                         with suppress(Exception):

@@ -14,11 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from adapters.base import Doc
-from adapters.errors import InvalidQuery
 from adapters.names import check_field
 from adapters.sql.compiler import Compiler, Params, Resolver
 from adapters.sql.dialect import Dialect
 from adapters.sql.layout import Layout, Ref, decode_value
+from common.errors import InvalidQuery
 
 
 @dataclass(slots=True)

@@ -8,13 +8,13 @@ from typing import Any
 
 import asyncpg
 
-from adapters.errors import Conflict, DataError, InvalidQuery, Unavailable, translated
 from adapters.sql.dialect import DIALECTS
+from common.errors import Conflict, InvalidQuery, ServiceUnavailable, SpaceCloudError, translated
 
 
-def map_error(exc: BaseException) -> DataError | None:
+def map_error(exc: BaseException) -> SpaceCloudError | None:
     """The adapter error for an asyncpg/OS exception (None: not a database error)."""
-    if isinstance(exc, DataError):
+    if isinstance(exc, SpaceCloudError):
         return exc
     if isinstance(exc, asyncpg.UniqueViolationError):
         return Conflict("a document with the same id already exists")
@@ -24,11 +24,11 @@ def map_error(exc: BaseException) -> DataError | None:
         | asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError | asyncpg.AdminShutdownError
         | asyncpg.InternalClientError,  # e.g. the server terminated the connection mid-operation
     ):
-        return Unavailable(f"postgres unavailable: {exc}")
+        return ServiceUnavailable(f"postgres unavailable: {exc}")
     if isinstance(exc, asyncpg.DataError | asyncpg.InvalidTextRepresentationError):
         return InvalidQuery(f"postgres rejected a value: {exc}")
     if isinstance(exc, asyncpg.PostgresError) or type(exc).__module__.startswith("asyncpg"):
-        return DataError(f"postgres error: {exc}")
+        return SpaceCloudError(f"postgres error: {exc}")
     return None
 
 
@@ -55,7 +55,7 @@ class _Conn:
 
 
 class PostgresDriver:
-    """asyncpg pool; a lost server gives Unavailable and the pool reconnects by itself."""
+    """asyncpg pool; a lost server gives ServiceUnavailable and the pool reconnects by itself."""
 
     dialect = DIALECTS["postgres"]
 
@@ -72,7 +72,7 @@ class PostgresDriver:
                 self.dsn, min_size=1, max_size=self.max_size, timeout=5, reset=_reset
             )
         except Exception as exc:
-            raise (map_error(exc) or Unavailable(f"postgres unavailable: {exc}")) from exc
+            raise (map_error(exc) or ServiceUnavailable(f"postgres unavailable: {exc}")) from exc
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

@@ -11,13 +11,13 @@ from typing import Any
 
 import aiosqlite
 
-from adapters.errors import Conflict, DataError, Unavailable, translated
 from adapters.sql.dialect import DIALECTS
+from common.errors import Conflict, ServiceUnavailable, SpaceCloudError, translated
 
 
-def map_error(exc: BaseException) -> DataError | None:
+def map_error(exc: BaseException) -> SpaceCloudError | None:
     """The adapter error for a sqlite3 exception (None: not a database error)."""
-    if isinstance(exc, DataError):
+    if isinstance(exc, SpaceCloudError):
         return exc
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
         return Conflict("a document with the same id already exists")
@@ -25,11 +25,11 @@ def map_error(exc: BaseException) -> DataError | None:
     if isinstance(exc, sqlite3.OperationalError) and any(
         s in text for s in ("locked", "unable to open", "disk i/o", "readonly")
     ):
-        return Unavailable(f"sqlite unavailable: {exc}")
+        return ServiceUnavailable(f"sqlite unavailable: {exc}")
     if (isinstance(exc, ValueError) and "connection" in text) or isinstance(exc, sqlite3.ProgrammingError):
-        return Unavailable(f"sqlite unavailable: {exc}")
+        return ServiceUnavailable(f"sqlite unavailable: {exc}")
     if isinstance(exc, sqlite3.Error | OSError):
-        return DataError(f"sqlite error: {exc}")
+        return SpaceCloudError(f"sqlite error: {exc}")
     return None
 
 
@@ -79,14 +79,14 @@ class SQLiteDriver:
     async def connect(self) -> None:
         if self._folder_missing():
             # checked here: a failed aiosqlite.connect leaves its worker thread posting to the loop
-            raise Unavailable(f"sqlite unavailable: the directory of {self.path!r} does not exist")
+            raise ServiceUnavailable(f"sqlite unavailable: the directory of {self.path!r} does not exist")
         try:
             if self._writer is None:
                 self._writer = await self._open()
             if self._reader is None:
                 self._reader = self._writer if self.memory else await self._open()
         except Exception as exc:
-            raise (map_error(exc) or Unavailable(f"sqlite unavailable: {exc}")) from exc
+            raise (map_error(exc) or ServiceUnavailable(f"sqlite unavailable: {exc}")) from exc
 
     async def close(self) -> None:
         writer, reader = self._writer, self._reader

@@ -13,13 +13,13 @@ from typing import Any
 from adapters.base import Change, Doc
 from adapters.clock import CLOCK, new_id, next_version
 from adapters.documents import check_doc
-from adapters.errors import Conflict, InvalidQuery, NotFound
 from adapters.names import VERSION_FIELD
 from adapters.sql.compiler import Compiler, Params
 from adapters.sql.dialect import Dialect
 from adapters.sql.driver import Conn
 from adapters.sql.layout import Layout
 from adapters.updates import apply_update, upsert_doc
+from common.errors import Conflict, InvalidQuery, NotFound
 
 
 def _version(layout: Layout, previous: int | None) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from mesh.errors import BadRequest, Forbidden
+from common.errors import BadRequest, Forbidden
 from sdk import Mesh
 
 mesh = Mesh("todo")

@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from nats.aio.msg import Msg
 
-from adapters.errors import DataError
 from adapters.names import check_collection
 from adapters.query import matches, validate_find
+from common.errors import BadRequest, SpaceCloudError
 from gateway.crud import database
 from gateway.rules import crud_rule, evaluate
 from gateway.security import RuleContext, authorize_crud, claims_for
 from mesh import subjects
 from mesh.codec import unpack
-from mesh.errors import BadRequest, MeshError
 
 from ..ws import Client
 from .frames import doc_id, feed, feed_tail, feed_text, feed_time
@@ -73,7 +72,7 @@ class LiveQueries:
             await self._subscribe(client, req_id, qid, data)
         except Exception as exc:
             await self._remove(client, qid)
-            if not isinstance(exc, MeshError):
+            if not isinstance(exc, SpaceCloudError):
                 raise
             client.reply(req_id, "realtime-subscribe", _nack(qid, col, exc.message))
         finally:
@@ -111,7 +110,7 @@ class LiveQueries:
         id_field = database(project, alias)
         try:
             check_collection(col)
-        except DataError as exc:
+        except SpaceCloudError as exc:
             raise BadRequest(exc.message) from None
         assert isinstance(col, str)
         if not project.crud[alias].realtime_enabled(col):
@@ -122,7 +121,7 @@ class LiveQueries:
             raise BadRequest("`where` and `options` must be objects")
         try:
             validate_find(where)
-        except DataError as exc:
+        except SpaceCloudError as exc:
             raise BadRequest(exc.message) from None
         resume = options.get("resumeFrom")
         if resume is not None and (isinstance(resume, bool) or not isinstance(resume, int | float)):

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from adapters.base import Adapter, Doc
-from adapters.errors import DataError
 from adapters.registry import create_adapter
+from common.errors import SpaceCloudError
 
 PG_ENV, MYSQL_ENV, MONGO_ENV = "SPACE_CLOUD_TEST_PG_URL", "SPACE_CLOUD_TEST_MYSQL_URL", "SPACE_CLOUD_TEST_MONGO_URL"
 PG_DEFAULTS = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
@@ -83,7 +83,7 @@ async def _probe(kind: str, urls: tuple[str, ...]) -> str | None:
         adapter = create_adapter(kind, url, database="sc_test")
         try:
             await adapter.connect()
-        except DataError:
+        except SpaceCloudError:
             continue
         await adapter.close()
         return url
@@ -131,7 +131,7 @@ async def open_backend(name: str, tmp_dir: Path, **kwargs: Any) -> AsyncIterator
         for col in backend.created:
             try:
                 await adapter.drop(col)
-            except DataError:
+            except SpaceCloudError:
                 pass
         await adapter.close()
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adapters.errors import InvalidQuery, NotFound
+from common.errors import InvalidQuery, NotFound
 from tests.adapters.conftest import Backend
 from tests.adapters.data import PEOPLE
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from adapters.errors import InvalidQuery, Unavailable
 from adapters.query import matches, validate_find, validate_pipeline, validate_update
 from adapters.registry import create_adapter, sqlite_path
 from adapters.updates import apply_update
+from common.errors import InvalidQuery, ServiceUnavailable
 
 DOC = {"id": "1", "n": 1, "f": 1.5, "s": "1", "b": True, "z": None, "o": {"p": {"q": 2}}, "l": [1, 2]}
 
@@ -87,7 +87,7 @@ def test_registry() -> None:
 ])
 async def test_unreachable_database_is_unavailable(kind: str, conn: str) -> None:
     adapter = create_adapter(kind, conn)
-    with pytest.raises(Unavailable) as info:
+    with pytest.raises(ServiceUnavailable) as info:
         await adapter.connect()
     assert info.value.status == 503
     await adapter.close()

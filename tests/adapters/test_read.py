@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from adapters.base import ReadOptions
-from adapters.errors import Conflict, InvalidQuery, NotFound
 from adapters.query import matches
+from common.errors import Conflict, InvalidQuery, NotFound
 from tests.adapters.conftest import Backend
 from tests.adapters.data import PEOPLE
 

@@ -1,4 +1,4 @@
-"""A server that drops our connections gives Unavailable at worst, and the next call works."""
+"""A server that drops our connections gives ServiceUnavailable at worst, and the next call works."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from adapters.base import ReadOptions
-from adapters.errors import Unavailable
+from common.errors import ServiceUnavailable
 from tests.adapters.conftest import open_backend
 
 
@@ -27,6 +27,6 @@ async def test_reconnects_after_connections_are_killed(name: str, tmp_path: Path
             await conn.execute(kill)
         try:
             await b.adapter.read(col, "count", {}, ReadOptions())
-        except Unavailable:
+        except ServiceUnavailable:
             pass
         assert await b.adapter.read(col, "count", {}, ReadOptions()) == 1

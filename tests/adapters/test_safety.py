@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from adapters.base import ReadOptions, WriteRequest
-from adapters.errors import InvalidQuery
+from common.errors import InvalidQuery
 from tests.adapters.conftest import Backend
 from tests.adapters.data import PEOPLE
 

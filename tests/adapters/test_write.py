@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from adapters.base import Change, ReadOptions, WriteRequest
-from adapters.errors import Conflict, InvalidQuery, NotFound
+from common.errors import Conflict, InvalidQuery, NotFound
 from tests.adapters.conftest import Backend
 from tests.adapters.data import PEOPLE
 

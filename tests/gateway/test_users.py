@@ -9,7 +9,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from gateway.passwords import FailedSignIns, TooManyAttempts
+from common.errors import TooManyAttempts
+from gateway.passwords import FailedSignIns
 from tests.support.servers import SECRET
 from tests.support.stack import Stack, database_params, stack
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from common.errors import InternalError, NotFound, ServiceUnavailable, Timeout
 from mesh import devstate
 from mesh.discovery import list_services
-from mesh.errors import InternalError, NotFound, ServiceUnavailable, Timeout
 from sdk import Mesh, MeshNotStarted
 
 ROOT = Path(__file__).resolve().parents[2]

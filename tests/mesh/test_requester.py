@@ -8,7 +8,7 @@ from typing import Any
 import nats
 import pytest
 
-from mesh.errors import ServiceUnavailable, Timeout
+from common.errors import ServiceUnavailable, Timeout
 from mesh.requester import Requester, _Router
 
 

@@ -61,7 +61,7 @@ async def test_worker_refuses_malformed_requests(tmp_path: Path, nats_url: str) 
     await worker.start()
     try:
         async with gateway(cfg, nats_url) as gw:
-            from mesh.errors import BadRequest, NotFound
+            from common.errors import BadRequest, NotFound
 
             cases: list[tuple[dict[str, Any], type[Exception]]] = [
                 ({"col": "x", "op": "one", "doc": [1]}, BadRequest),
