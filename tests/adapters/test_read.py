@@ -9,7 +9,7 @@ import pytest
 from adapters.base import ReadOptions
 from adapters.query import matches
 from common.errors import Conflict, InvalidQuery, NotFound
-from tests.adapters.conftest import Backend
+from tests.adapters.conftest import Backend, nx_bug
 from tests.adapters.data import PEOPLE
 
 FINDS: list[tuple[dict[str, Any], list[str]]] = [
@@ -84,6 +84,7 @@ async def test_duplicate_id_is_conflict_and_inserts_nothing(backend: Backend) ->
     assert await backend.adapter.read(col, "count", {}, ReadOptions()) == 1
 
 
+@nx_bug("{'$ne': null} also matches documents where the field is missing")
 async def test_every_find_operator(backend: Backend) -> None:
     col = await backend.seed(PEOPLE)
     for find, expected in FINDS:
@@ -117,6 +118,7 @@ async def test_sort_skip_limit(backend: Backend) -> None:
     assert await _ids(backend, col, {}, sort={"age": 1}, limit=1) == ["d"]
 
 
+@nx_bug("an inclusion projection of a dotted path returns a flat 'meta.city' key, not {'meta': {'city': ...}}")
 async def test_select(backend: Backend) -> None:
     col = await backend.seed(PEOPLE[:2])
     docs = await backend.adapter.read(col, "all", {}, ReadOptions(select={"name": 1, "meta.city": 1}, sort={"age": 1}))
@@ -143,6 +145,7 @@ async def test_distinct_returns_plain_values(backend: Backend) -> None:
         await backend.adapter.read(col, "distinct", {}, ReadOptions())
 
 
+@nx_bug("true equals 1, and $gt/$lt compare across types ({'s': {'$gt': 1}} matches strings)")
 async def test_type_confusion(backend: Backend) -> None:
     col = await backend.seed([{"id": "1", "n": 1, "s": "1"}, {"id": "2", "n": 2, "s": "2"}])
     assert await _ids(backend, col, {"n": "1"}) == []

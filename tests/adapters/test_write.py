@@ -8,8 +8,10 @@ import pytest
 
 from adapters.base import Change, ReadOptions, WriteRequest
 from common.errors import Conflict, InvalidQuery, NotFound
-from tests.adapters.conftest import Backend
+from tests.adapters.conftest import Backend, nx_bug
 from tests.adapters.data import PEOPLE
+
+NX_FAILED_UPDATE = "findAndModify answers null instead of the error when an update fails ($inc on a string)"
 
 UPDATES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [
     ({"name": "x", "age": 1}, {"$set": {"name": "y", "meta.city": "Oslo"}},
@@ -54,6 +56,7 @@ async def test_current_date(backend: Backend) -> None:
     assert stored["updatedAt"] == stamp
 
 
+@nx_bug(f"{NX_FAILED_UPDATE}; $push onto a number makes an array instead of failing")
 async def test_bad_update_operand_is_invalid(backend: Backend) -> None:
     col = await backend.seed([{"id": "a", "name": "x", "age": 1}])
     with pytest.raises(InvalidQuery):
@@ -77,6 +80,7 @@ async def test_update_one_all_and_missing(backend: Backend) -> None:
     assert await backend.adapter.update(col, "all", {"userId": "nobody"}, {"$set": {"text": "t"}}) == []
 
 
+@nx_bug("findAndModify with upsert ignores $setOnInsert, so the new document gets an ObjectId _id")
 async def test_upsert(backend: Backend) -> None:
     col = await backend.seed(PEOPLE[:1])
     find = {"userId": "u9", "age": {"$gt": 3}}
@@ -141,7 +145,7 @@ async def test_batch_commits_together(backend: Backend) -> None:
     assert await backend.adapter.read(col, "count", {}, ReadOptions()) == 1
 
 
-@pytest.mark.parametrize("failing", ["conflict", "notfound", "invalid"])
+@pytest.mark.parametrize("failing", ["conflict", "notfound", pytest.param("invalid", marks=nx_bug(NX_FAILED_UPDATE))])
 async def test_batch_is_all_or_nothing(backend: Backend, failing: str) -> None:
     col = await backend.seed(PEOPLE[:2])
     second: dict[str, WriteRequest] = {
