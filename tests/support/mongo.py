@@ -1,20 +1,21 @@
 """nx-27017, a MongoDB-wire-protocol server from PyPI (SQLite underneath), as a test server.
 
-`NxMongo` starts `python -m nx_27017` on a loopback port the server picks itself (port 0,
-read back from its log), with its own data directory, pid and log files, so several
-test runs can share a machine. `nx_mongo_url` is the session fixture: one server for
-the whole session, killed at the end; tests that need it are skipped, saying why and
-how to enable it, when it cannot start.
+`NxMongo` runs nx-27017's own entry point under this interpreter on 127.0.0.1, port 0
+(the port it got is read back from its log), with its own data directory, pid file and
+log, so several test runs can share a machine. `nx_mongo_url` is the session fixture:
+one server for the whole session, stopped at the end; when it cannot start, the tests
+that need it are skipped, saying why and how to enable it.
 
-For change streams (live queries over Mongo): nx-27017 answers `Collection.watch()`
-with insert/update/delete events (`fullDocument` on all three, `updateDescription`
-always null, resume tokens `{"_data": "nx:<n>"}`, replay of the last 1,000 changes per
-collection); `watch()` on a database or a client is not supported. `watch_supported()`
-tells a test whether a server it was given can do per-collection streams.
+For change streams (live queries over Mongo, see docs/database-adapters.md): nx-27017
+answers `Collection.watch()` with insert/update/delete events, but a `getMore` on the
+stream returns at once (it ignores `maxAwaitTimeMS`), so `async for` over a stream
+spins; `next_changes()` polls with a pause instead and works on MongoDB too.
+`watch_supported()` tells whether a server can open a per-collection stream at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import importlib.util
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo.errors import OperationFailure
 
 DATABASE = "sc_test"
 ENABLE = "install the test extra (pip install -e '.[test]', which pins nx-27017)"
@@ -61,7 +63,10 @@ class NxMongo:
         """Start the server and wait until it listens; the URL of `DATABASE` on it."""
         if importlib.util.find_spec("nx_27017") is None:
             raise NxMongoError(f"nx-27017 is not installed: {ENABLE}")
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NxMongoError(f"cannot create its directory {self.work_dir}: {exc}") from exc
         log, output = self.work_dir / "nx.log", self.work_dir / "output.log"
         cmd = [
             sys.executable, "-c", _LAUNCH,
@@ -82,7 +87,7 @@ class NxMongo:
                 self.port = int(found.group(1))
                 return self.url()
             if self._proc.poll() is not None:
-                tail = output.read_text(errors="replace")[-1500:]
+                tail = output.read_text(errors="replace")[-1500:].strip()
                 raise NxMongoError(f"nx-27017 exited with {self._proc.returncode}: {tail}")
             time.sleep(0.02)
         self.stop()
@@ -127,9 +132,20 @@ async def watch_supported(client: Any, database: str, collection: str) -> bool:
     True on nx-27017 and on a replica set; False on a standalone mongod, which
     refuses change streams.
     """
-    from pymongo.errors import OperationFailure
-
     with contextlib.suppress(OperationFailure):
         async with await client[database][collection].watch(max_await_time_ms=1):
             return True
     return False
+
+
+async def next_changes(stream: Any, count: int, *, timeout: float = 5.0, pause: float = 0.02) -> list[Any]:
+    """The next `count` events of a pymongo async change stream (fewer if `timeout` passes first)."""
+    events: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(events) < count and time.monotonic() < deadline:
+        event = await stream.try_next()
+        if event is None:
+            await asyncio.sleep(pause)
+        else:
+            events.append(event)
+    return events
