@@ -29,6 +29,8 @@ from common.errors import Conflict, InvalidQuery, NotFound, ServiceUnavailable
 
 Undo = Callable[[], Awaitable[None]]
 V = VERSION_FIELD
+_TIMEOUTS: dict[str, Any] = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000}
+"""Defaults; the same options in the conn URI win (pymongo would let keyword arguments win)."""
 
 
 def _strip(doc: Doc) -> Doc:
@@ -74,12 +76,13 @@ class MongoAdapter(WritesAsBatch):
     def __init__(self, conn: str, *, database: str | None = None) -> None:
         self.conn = conn
         self.fake = conn.startswith("mongomock://")
-        name = None if self.fake else parse_uri(conn).get("database")
-        name = name or database
+        uri = {} if self.fake else parse_uri(conn)
+        name = uri.get("database") or database
         if not name:
             raise InvalidQuery("mongo needs a database: put it in the conn URI or pass database=")
         self.database = name
         self.transactions = False
+        self._timeouts = {k: v for k, v in _TIMEOUTS.items() if k not in uri.get("options", {})}
         self._client: Any = None
 
     async def connect(self) -> None:
@@ -90,7 +93,7 @@ class MongoAdapter(WritesAsBatch):
 
             self._client = FakeClient(self.conn)
             return
-        client: Any = AsyncMongoClient(self.conn, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
+        client: Any = AsyncMongoClient(self.conn, **self._timeouts)
         try:
             with mongo_errors():
                 hello = await client.admin.command("hello")
