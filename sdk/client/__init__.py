@@ -30,8 +30,9 @@ from .api import API
 from .cache import Cache, Feed
 from .conditions import And, Cond, Condition, Doc, Or, Where, and_, cond, generate_find, or_
 from .db import DB
-from .live import LiveQuery, Snapshot, Subscription
+from .live import LiveQuery
 from .reads import Aggregate, Get
+from .subscription import Snapshot, Subscription
 from .users import AuthResult
 from .writes import Batch, Delete, Insert, Update
 

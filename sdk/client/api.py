@@ -10,8 +10,9 @@ import httpx
 
 from .db import DB
 from .http import DEFAULT_TIMEOUT, Http, segment
-from .live import DEFAULT_MAX_PENDING, Realtime
+from .live import Realtime
 from .socket import Socket
+from .subscription import DEFAULT_MAX_PENDING
 
 DEFAULT_URL = "http://localhost:4122"
 DEFAULT_CALL_TIMEOUT = 5.0

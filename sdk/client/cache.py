@@ -1,8 +1,9 @@
 """The snapshot of one live query, kept correct on the client (Space Cloud §3.4, as the JS client does).
 
 Rows are keyed by `docId` with the `time` of their last change. A change is applied only if it is
-not older than the row (ties are applied); a delete leaves a tombstone so that an older change
-arriving late cannot bring the document back. Pure data, no I/O.
+not older than the row (ties are applied, unless it is the very same document again, as a resume
+replays); a delete leaves a tombstone so that an older change arriving late cannot bring the
+document back. Pure data, no I/O.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class Cache:
         if feed.type == "delete":
             self.rows[feed.doc_id] = Row(feed.time, row.payload if row else feed.payload, True)
             return row is not None and not row.deleted
+        if row is not None and not row.deleted and row.time == feed.time and row.payload == feed.payload:
+            return False  # the same change again (a resume replays a little before the last time seen)
         self.rows[feed.doc_id] = Row(feed.time, feed.payload, False)
         return True
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from .conditions import Doc
 from .http import Http
-from .live import DEFAULT_MAX_PENDING, LiveQuery, Realtime
+from .live import LiveQuery, Realtime
 from .reads import Aggregate, Get
+from .subscription import DEFAULT_MAX_PENDING
 from .users import AuthResult, Users
 from .writes import Batch, Delete, Insert, Update
 
