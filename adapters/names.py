@@ -46,3 +46,14 @@ def check_key(key: object) -> str:
     if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\x00" in key:
         raise InvalidQuery(f"invalid key {key!r} in document: keys may not start with $ or contain '.'")
     return key
+
+
+REFUSED = {"$where", "$function", "$accumulator", "$expr", "$out", "$merge", "$jsonSchema"}
+"""Operators never accepted from a client: they run code or write elsewhere."""
+
+
+def unknown(op: str, where: str) -> InvalidQuery:
+    """The error for an operator that is refused or not supported."""
+    if op in REFUSED:
+        return InvalidQuery(f"operator {op} is not allowed in {where}")
+    return InvalidQuery(f"unknown operator {op} in {where}")

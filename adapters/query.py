@@ -12,7 +12,7 @@ from typing import Any
 
 from adapters.base import Doc
 from adapters.documents import get_path
-from adapters.names import check_field
+from adapters.names import check_field, unknown
 from adapters.updates import validate_update
 from adapters.values import MISSING, compare, equal, type_class
 from common.errors import InvalidQuery
@@ -21,18 +21,10 @@ __all__ = ["matches", "validate_find", "validate_options", "validate_pipeline", 
 
 COMPARISONS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"}
 RANGES = {"$gt", "$gte", "$lt", "$lte"}
-REFUSED = {"$where", "$function", "$accumulator", "$expr", "$out", "$merge", "$jsonSchema"}
 STAGES = {"$match", "$group", "$sort", "$skip", "$limit", "$project"}
 ACCUMULATORS = {"$sum", "$avg", "$min", "$max", "$count"}
 MAX_NESTING = 16
 MAX_IN = 10_000
-
-
-def unknown(op: str, where: str) -> InvalidQuery:
-    """The error for an operator that is refused or not supported."""
-    if op in REFUSED:
-        return InvalidQuery(f"operator {op} is not allowed in {where}")
-    return InvalidQuery(f"unknown operator {op} in {where}")
 
 
 def _scalar(value: Any, field: str, op: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from adapters.base import Doc
 from adapters.documents import check_value, copy_doc, get_path, set_path, unset_path
-from adapters.names import check_field
+from adapters.names import check_field, unknown
 from adapters.values import MISSING, compare, is_number, iso_now
 from common.errors import InvalidQuery
 
@@ -52,8 +52,6 @@ def _check_arg(op: str, field: str, value: Any, id_field: str | None) -> list[st
 
 def validate_update(update: Any, *, id_field: str | None = None) -> Doc:
     """Validate an update document; the id field and overlapping paths are refused."""
-    from adapters.query import unknown
-
     if not isinstance(update, dict) or not update:
         raise InvalidQuery("update must be a non-empty object of update operators")
     seen: list[str] = []

@@ -11,47 +11,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from common.errors import Forbidden, InternalError, ServiceUnavailable, Timeout
-from gateway.rules import evaluate
-from gateway.security import RuleContext, claims_for
+from common.errors import InternalError, ServiceUnavailable, Timeout
+from gateway.core import Core
+from gateway.security import Security
 from gateway.ws import Client
 from mesh import subjects
-from mesh.service import Auth, FunctionService
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
+from mesh.messages import Auth
+from mesh.service import FunctionService
 
 log = logging.getLogger("space_cloud.bridge")
-
-
-def register_rule(functions: dict[str, Any], service: str) -> dict[str, Any] | None:
-    """`functions.services.<svc>.register`, then `functions.services.default.register`."""
-    services = functions.get("services") or {}
-    for name in (service, "default"):
-        spec = services.get(name)
-        if isinstance(spec, dict) and isinstance(spec.get("register"), dict):
-            rule: dict[str, Any] = spec["register"]
-            return rule
-    return None
 
 
 class SocketService:
     """One service registered by one socket."""
 
-    def __init__(self, gw: Gateway, client: Client, project: str, name: str) -> None:
-        self.gw = gw
+    def __init__(self, core: Core, client: Client, project: str, name: str) -> None:
+        self.core = core
         self.client = client
         self.project = project
         self.name = name
         self.pending: dict[str, asyncio.Future[Any]] = {}
         self.runtime = FunctionService(
-            gw.nc,
+            core.nc,
             project=project,
             name=name,
             any_function=self.invoke,
-            max_concurrency=gw.settings.socket_service_concurrency,
+            max_concurrency=core.settings.socket_service_concurrency,
             metadata={"kind": "websocket"},
         )
 
@@ -66,7 +53,7 @@ class SocketService:
             {"id": call_id, "auth": auth or {}, "params": params, "service": self.name, "func": func, "error": ""},
         )
         try:
-            return await asyncio.wait_for(fut, self.gw.config.max_function_timeout)
+            return await asyncio.wait_for(fut, self.core.settings.max_function_timeout)
         except TimeoutError:
             raise Timeout(f"service {self.name!r} did not answer") from None
         finally:
@@ -91,29 +78,22 @@ class SocketService:
 
 
 class Bridge:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(self, core: Core, security: Security) -> None:
+        self.core = core
+        self.security = security
         self._by_client: dict[str, dict[str, SocketService]] = {}
 
     async def on_register(self, client: Client, req_id: str, data: dict[str, Any]) -> None:
         project_id = client.project_of(data)
-        project = self.gw.project(project_id)
+        project = self.core.project(project_id)
         service = data.get("service")
         subjects.check_name("service", service if isinstance(service, str) else "")
         assert isinstance(service, str)
         token = data.get("token") if isinstance(data.get("token"), str) else None
-        claims = claims_for(project, token)
-        rule = register_rule(project.functions, service)
-        args = {"auth": claims, "token": token, "service": service}
-        decision = await evaluate(rule, args, RuleContext(self.gw, project.id))
-        if not decision.allowed:
-            raise Forbidden(
-                f"registering service {service!r} is not allowed: {decision.message}"
-                f" (rule: modules.functions.services.{service}.register)"
-            )
+        await self.security.register(project, service, self.security.claims(project, token), token)
         mine = self._by_client.setdefault(client.id, {})
         if service not in mine:
-            svc = SocketService(self.gw, client, project.id, service)
+            svc = SocketService(self.core, client, project.id, service)
             await svc.runtime.start()
             if client.closed:  # closed while registering, after its close hook ran
                 await svc.stop()

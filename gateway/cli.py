@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from gateway import __version__
 from gateway.config import Config, ConfigError, dev_config, load
 from mesh.loop import run as run_main
 
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="space-cloud",
         description="Realtime data access layer and function mesh over NATS (Space Cloud compatible).",
     )
-    p.add_argument("--version", action="version", version="space-cloud 0.1.0")
+    p.add_argument("--version", action="version", version=f"space-cloud {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the gateway (with an embedded NATS and db worker by default)",
@@ -82,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="offer permessage-deflate on WebSockets (off: cheaper fan-out of small frames)")
     run.add_argument("--proxy-headers", action="store_true",
                      help="trust X-Forwarded-For/-Proto (only behind a reverse proxy you control)")
+    run.add_argument("--db-timeout", type=float, metavar="SECONDS",
+                     help="how long the gateway waits for the db worker (config gateway.dbTimeout; default 10)")
+    run.add_argument("--change-retention", type=float, metavar="SECONDS",
+                     help="how long change events are kept for clients that resume (gateway.changeRetention; "
+                     "default 3600)")
+    run.add_argument("--ws-queue", type=int, metavar="FRAMES",
+                     help="frames queued per WebSocket before a slow consumer is closed (gateway.wsQueue; "
+                     "default 1024)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     worker = sub.add_parser("worker", help="run a db worker alone (several may run; NATS balances them)")
@@ -120,10 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         opts = RunOptions(host=args.host, port=args.port, nats_url=args.nats, nats_listen=args.nats_listen,
                           worker=not args.no_worker, dev=args.dev, log_level=args.log_level,
                           state_home=os.environ.get("SPACE_CLOUD_HOME"), proxy_headers=args.proxy_headers,
-                          ws_compression=args.ws_compression)
+                          ws_compression=args.ws_compression,
+                          settings={"db_timeout": args.db_timeout, "change_retention": args.change_retention,
+                                    "ws_queue": args.ws_queue})
         run_main(serve(config, opts))
         return 0
-    from mesh.worker import run_worker
+    from worker import run_worker
 
     run_main(run_worker(args.nats, config.databases()))
     return 0

@@ -1,4 +1,9 @@
-"""Loading the Space Cloud-shaped config (YAML or JSON) into small validated objects.
+"""Loading the Space Cloud-shaped config (YAML or JSON) into small typed, validated objects.
+
+Every knob has one home here: per project `DbConfig` (with its `CollectionConfig`s), `AuthConfig`
+and `FunctionsConfig`; for the whole process `GatewaySettings` (the file's `gateway:` section, which
+CLI flags may override) and `AdminConfig`. Features ask these objects (`db.rule(col, op)`,
+`db.id_field`, `project.auth.email_enabled`) instead of reading raw dicts.
 
 `$VAR` values of `secret`, `conn` and the admin credentials come from the environment, read here
 at the edge. With no file, `dev_config()` gives a working development setup on SQLite.
@@ -11,14 +16,16 @@ import json
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from adapters.registry import sqlite_path
+from gateway.rules import crud_rule, function_rule, validate_rule
 from mesh.subjects import NAME_RE
-from mesh.worker_spec import DatabaseSpec
+from worker.spec import DatabaseSpec
 
 log = logging.getLogger("space_cloud.config")
 
@@ -38,18 +45,77 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class CollectionConfig:
+    """`modules.crud.<alias>.collections.<name>`: realtime, rules per operation, typed fields."""
+
+    name: str
+    realtime: bool = True
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fields: dict[str, Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class DbConfig:
     alias: str
     type: str
     conn: str
-    collections: dict[str, Any] = field(default_factory=dict)
+    collections: dict[str, CollectionConfig] = field(default_factory=dict)
     database: str | None = None
+
+    def __post_init__(self) -> None:
+        # The placement lookup reads Space Cloud's shape; the rule dicts are shared with `collections`.
+        self._placement = {"collections": {n: c.raw for n, c in self.collections.items()}}
+
+    @property
+    def id_field(self) -> str:
+        """The primary-key field: `_id` on Mongo, `id` on SQL (as in Space Cloud)."""
+        return "_id" if self.type == "mongo" else "id"
+
+    def rule(self, col: str, op: str) -> dict[str, Any] | None:
+        """The rule for `op` on `col` (the collection's, or `default`'s when the collection is not listed)."""
+        return crud_rule(self._placement, col, op)
 
     def realtime_enabled(self, col: str) -> bool:
         spec = self.collections.get(col)
-        if isinstance(spec, dict) and "isRealtimeEnabled" in spec:
-            return bool(spec["isRealtimeEnabled"])
-        return True
+        return True if spec is None else spec.realtime
+
+
+@dataclass
+class AuthConfig:
+    """`modules.auth`: email sign-up/sign-in and user tokens."""
+
+    email_enabled: bool = False
+    signup_roles: list[str] = field(default_factory=lambda: ["user"])
+    token_ttl: int = 7 * 24 * 3600
+
+
+@dataclass
+class FunctionsConfig:
+    """`modules.functions`: whether calls are served, and the rules for calling and registering services."""
+
+    enabled: bool = True
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def rule(self, service: str, func: str) -> dict[str, Any] | None:
+        return function_rule(self.raw, service, func)
+
+    def register_rule(self, service: str) -> dict[str, Any] | None:
+        """`services.<svc>.register`, then `services.default.register`."""
+        services = self.raw.get("services") or {}
+        for name in (service, "default"):
+            spec = services.get(name)
+            if isinstance(spec, dict) and isinstance(spec.get("register"), dict):
+                rule: dict[str, Any] = spec["register"]
+                return rule
+        return None
+
+
+@dataclass
+class StaticRoute:
+    prefix: str
+    path: str
+    """Absolute folder."""
 
 
 @dataclass
@@ -58,11 +124,9 @@ class ProjectConfig:
     secret: str
     name: str = ""
     crud: dict[str, DbConfig] = field(default_factory=dict)
-    functions: dict[str, Any] = field(default_factory=dict)
-    functions_enabled: bool = True
-    auth: dict[str, Any] = field(default_factory=dict)
-    static: list[dict[str, str]] = field(default_factory=list)
-    token_ttl: int = 7 * 24 * 3600
+    functions: FunctionsConfig = field(default_factory=FunctionsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    static: list[StaticRoute] = field(default_factory=list)
 
 
 @dataclass
@@ -73,11 +137,61 @@ class AdminConfig:
 
 
 @dataclass
+class GatewaySettings:
+    """The config file's `gateway:` section (camelCase there); CLI flags override some of them."""
+
+    max_body_bytes: int = 1024 * 1024
+    """Largest request body (and WebSocket frame) accepted; larger is a 413."""
+    max_function_timeout: float = 60.0
+    """Seconds: the cap on a function call's `timeout`, and how long a WebSocket service may take."""
+    db_timeout: float = 10.0
+    """Seconds the gateway waits for the db worker."""
+    change_retention: float = 3600.0
+    """Seconds of change events kept (JetStream) for clients that reconnect and resume."""
+    ws_queue: int = 1024
+    """Frames queued per WebSocket before the socket is closed as a slow consumer (4008)."""
+    socket_service_concurrency: int = 64
+    """Calls in flight per service registered over a WebSocket."""
+
+    KEYS = {
+        "maxBodyBytes": ("max_body_bytes", int, 1024),
+        "maxFunctionTimeout": ("max_function_timeout", float, 0.001),
+        "dbTimeout": ("db_timeout", float, 0.001),
+        "changeRetention": ("change_retention", float, 1),
+        "wsQueue": ("ws_queue", int, 1),
+        "socketServiceConcurrency": ("socket_service_concurrency", int, 1),
+    }
+    """File key -> (attribute, type, minimum)."""
+
+    @classmethod
+    def parse(cls, raw: Any) -> GatewaySettings:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ConfigError("gateway: must be a mapping")
+        out = cls()
+        for key, (attr, kind, minimum) in cls.KEYS.items():
+            if key not in raw:
+                continue
+            value = raw[key]
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum
+            if not ok or (kind is int and not isinstance(value, int)):
+                raise ConfigError(f"gateway.{key}: {'an integer' if kind is int else 'a number'} of at least {minimum}")
+            setattr(out, attr, kind(value))
+        return out
+
+    def merged(self, **overrides: Any) -> GatewaySettings:
+        """A copy with the given (non-None) values replaced: how CLI flags win over the file."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return GatewaySettings(**values)
+
+
+@dataclass
 class Config:
     projects: dict[str, ProjectConfig]
     admin: AdminConfig = field(default_factory=AdminConfig)
-    max_body_bytes: int = 1024 * 1024
-    max_function_timeout: float = 60.0
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
     raw: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     is_dev_default: bool = False
@@ -90,7 +204,7 @@ class Config:
         return [
             DatabaseSpec(
                 project=p.id, alias=db.alias, type=db.type, conn=db.conn,
-                collections=db.collections, database=db.database,
+                collections={n: c.raw for n, c in db.collections.items()}, database=db.database,
             )
             for p in self.projects.values()
             for db in p.crud.values()
@@ -122,24 +236,39 @@ def _db(alias: str, spec: Any, where: str, env: dict[str, str], base: Path) -> D
     if not isinstance(conn, str) or not conn:
         raise ConfigError(f"{where}.conn: a connection string is required")
     if kind == "sqlite":
-        path = conn.removeprefix("sqlite:///").removeprefix("sqlite://")
+        path = sqlite_path(conn)  # the registry's reading of the URL, so both agree
         if path != ":memory:" and not os.path.isabs(path):
-            conn = "sqlite:///" + str((base / path).resolve())
+            conn = str((base / path).resolve())
     collections = spec.get("collections") or {}
     if not isinstance(collections, dict):
         raise ConfigError(f"{where}.collections: must be a mapping")
-    return DbConfig(alias=alias, type=kind, conn=conn, collections=collections, database=spec.get("database"))
+    return DbConfig(alias=alias, type=kind, conn=conn, database=spec.get("database"),
+                    collections={str(n): _collection(str(n), c, f"{where}.collections.{n}")
+                                 for n, c in collections.items()})
+
+
+def _collection(name: str, spec: Any, where: str) -> CollectionConfig:
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    rules = spec.get("rules") or {}
+    if not isinstance(rules, dict):
+        raise ConfigError(f"{where}.rules: must be a mapping of operation to rule")
+    fields_ = spec.get("fields")
+    if fields_ is not None and not isinstance(fields_, dict):
+        raise ConfigError(f"{where}.fields: must be a mapping of field to type")
+    raw = {**spec, "rules": rules}  # one rules dict, seen through `rules` and through `raw`
+    return CollectionConfig(name=name, realtime=bool(spec.get("isRealtimeEnabled", True)), rules=rules,
+                            fields=fields_, raw=raw)
 
 
 def _check_rules(crud: dict[str, DbConfig], functions: dict[str, Any], where: str) -> None:
     """Every rule is checked at load: an unknown rule type or a malformed rule stops the config."""
-    from gateway.rules import validate_rule
-
     problems: list[str] = []
     for alias, db in crud.items():
         for col, spec in db.collections.items():
-            rules = spec.get("rules") if isinstance(spec, dict) else None
-            for op, rule in (rules or {}).items():
+            for op, rule in spec.rules.items():
                 problems += validate_rule(rule, f"{where}.modules.crud.{alias}.collections.{col}.rules.{op}")
     for svc, spec in (functions.get("services") or {}).items():
         if not isinstance(spec, dict):
@@ -185,25 +314,33 @@ def _project(raw: Any, where: str, env: dict[str, str], base: Path) -> ProjectCo
     auth = modules.get("auth") or {}
     if not isinstance(auth, dict):
         raise ConfigError(f"{where}.modules.auth: must be a mapping")
-    ttl = auth.get("tokenTTL", 7 * 24 * 3600)
-    if not isinstance(ttl, int) or ttl <= 0:
-        raise ConfigError(f"{where}.modules.auth.tokenTTL: seconds, a positive integer")
     _check_rules(crud, functions, where)
-    routes: list[dict[str, str]] = []
-    for route in [*static, *gateway_routes]:
-        if isinstance(route, dict) and "prefix" in route and "path" in route:
-            routes.append({"prefix": str(route["prefix"]), "path": str((base / str(route["path"])).resolve())})
+    routes = [
+        StaticRoute(prefix=str(route["prefix"]), path=str((base / str(route["path"])).resolve()))
+        for route in [*static, *gateway_routes]
+        if isinstance(route, dict) and "prefix" in route and "path" in route
+    ]
     return ProjectConfig(
         id=pid,
         secret=secret,
         name=str(raw.get("name") or pid),
         crud=crud,
-        functions=functions,
-        functions_enabled=functions.get("enabled", True) is not False,
-        auth=auth,
+        functions=FunctionsConfig(enabled=functions.get("enabled", True) is not False, raw=functions),
+        auth=_auth(auth, f"{where}.modules.auth"),
         static=routes,
-        token_ttl=ttl,
     )
+
+
+def _auth(auth: dict[str, Any], where: str) -> AuthConfig:
+    ttl = auth.get("tokenTTL", 7 * 24 * 3600)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+        raise ConfigError(f"{where}.tokenTTL: seconds, a positive integer")
+    email = auth.get("email")
+    enabled = isinstance(email, dict) and email.get("enabled") is not False
+    roles = (email or {}).get("signupRoles", ["user"]) if isinstance(email, dict) else ["user"]
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise ConfigError(f"{where}.email.signupRoles: a list of role names")
+    return AuthConfig(email_enabled=enabled, signup_roles=roles, token_ttl=ttl)
 
 
 def parse(raw: Any, *, env: dict[str, str] | None = None, base: Path | None = None) -> Config:
@@ -230,11 +367,8 @@ def parse(raw: Any, *, env: dict[str, str] | None = None, base: Path | None = No
         password=str(_env(env.get("ADMIN_PASS") or first.get("pass") or "", "admin.pass", env)),
         secret=str(_env(env.get("ADMIN_SECRET") or admin_raw.get("secret") or "", "admin.secret", env)),
     )
-    gw = raw.get("gateway") or {}
-    max_body = gw.get("maxBodyBytes", 1024 * 1024) if isinstance(gw, dict) else 1024 * 1024
-    if not isinstance(max_body, int) or max_body < 1024:
-        raise ConfigError("gateway.maxBodyBytes: an integer of at least 1024")
-    return Config(projects=projects, admin=admin, max_body_bytes=max_body, raw=copy.deepcopy(raw))
+    settings = GatewaySettings.parse(raw.get("gateway"))
+    return Config(projects=projects, admin=admin, gateway=settings, raw=copy.deepcopy(raw))
 
 
 def load(path: str | Path, *, env: dict[str, str] | None = None) -> Config:

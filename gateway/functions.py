@@ -1,29 +1,29 @@
-"""`POST /v1/api/<project>/functions/<service>/<func>`: a function call from a frontend.
+"""The function mesh over HTTP: calls from frontends, and the list of running services.
 
-Body `{"params": ..., "timeout": <ms>}` exactly as the official client's `api.call()` sends it;
-answer `200 {"result": ...}`. The timeout is read as milliseconds (Space Cloud read seconds, a bug).
+`POST /v1/api/<project>/functions/<service>/<func>`, body `{"params": ..., "timeout": <ms>}` exactly as
+the official client's `api.call()` sends it; answer `200 {"result": ...}`. The timeout is read as
+milliseconds (Space Cloud read seconds, a bug). `GET /v1/api/<project>/services` lists services from
+NATS micro discovery.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from common.errors import BadRequest, NotFound
-from gateway.http import Receive, Scope, Send, bearer_token, parse_json_object, read_body, send_json
-from gateway.security import authorize_function, claims_for
+from gateway.core import Core
+from gateway.http import Request
+from gateway.security import Security
 from mesh import subjects
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
+from mesh.discovery import list_services
 
 DEFAULT_TIMEOUT_MS = 5000
 
 
-def call_timeout(body: dict[str, Any], ceiling: float) -> float:
+def call_timeout(raw: Any, ceiling: float) -> float:
     """Seconds to wait: `timeout` in ms (default 5000), capped by the configured ceiling."""
-    raw = body.get("timeout", DEFAULT_TIMEOUT_MS)
     if raw is None:
         raw = DEFAULT_TIMEOUT_MS
     if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
@@ -31,19 +31,27 @@ def call_timeout(body: dict[str, Any], ceiling: float) -> float:
     return float(min(raw / 1000.0, ceiling))
 
 
-async def handle_call(
-    gw: Gateway, scope: Scope, receive: Receive, send: Send, project_id: str, service: str, func: str
-) -> None:
-    project = gw.project(project_id)
-    if not project.functions_enabled:
-        raise NotFound("the functions module is not enabled for this project")
-    subjects.check_name("service", service)
-    subjects.check_name("function", func)
-    body = parse_json_object(await read_body(scope, receive, gw.config.max_body_bytes))
-    timeout = call_timeout(body, gw.config.max_function_timeout)
-    token = bearer_token(scope)
-    claims = claims_for(project, token)
-    args: dict[str, Any] = {"auth": claims, "token": token, "params": body.get("params")}
-    await authorize_function(gw, project, service, func, args)
-    result = await gw.call_function(project.id, service, func, args.get("params"), claims, timeout=timeout)
-    await send_json(send, 200, orjson.dumps({"result": result}))
+class Functions:
+    def __init__(self, core: Core, security: Security) -> None:
+        self.core = core
+        self.security = security
+
+    async def call(self, request: Request) -> bytes:
+        core, params = self.core, request.params
+        project = core.project(params["project"])
+        if not project.functions.enabled:
+            raise NotFound("the functions module is not enabled for this project")
+        service = subjects.check_name("service", params["service"])
+        func = subjects.check_name("function", params["func"])
+        body = await request.json(core.settings.max_body_bytes)
+        timeout = call_timeout(body.get("timeout"), core.settings.max_function_timeout)
+        token = request.bearer_token()
+        claims = self.security.claims(project, token)
+        args = await self.security.function(project, service, func, body.get("params"), claims, token)
+        result = await core.call_function(project.id, service, func, args, claims, timeout=timeout)
+        return orjson.dumps({"result": result})
+
+    async def services(self, request: Request) -> dict[str, Any]:
+        """Services of the project with their functions and live instances (NATS micro discovery)."""
+        project = self.core.project(subjects.check_name("project", request.params["project"]))
+        return {"services": await list_services(self.core.nc, project.id)}

@@ -1,7 +1,7 @@
-"""Lean ASGI plumbing for the hot routes: read a bounded JSON body, send JSON, render errors, CORS.
+"""Lean ASGI plumbing for every HTTP route: the request (bounded JSON body, bearer token), JSON out, errors.
 
-The hot paths (function calls, CRUD) run here without framework request objects; everything
-else goes to the FastAPI app. Errors are rendered in one place: `{"error": message}`.
+No framework request objects on the hot paths. Errors are rendered in one place, `{"error": message}`
+with the error's status; a 500 never leaks internals.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-JSON_HEADERS = [(b"content-type", b"application/json")]
-
 
 def header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
@@ -32,40 +30,17 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-def bearer_token(scope: Scope) -> str | None:
-    """`Authorization: Bearer <jwt>` → the jwt; a missing header → None."""
-    value = header(scope, b"authorization")
+def parse_bearer(value: str | bytes | None) -> str | None:
+    """`Bearer <jwt>` (or a bare `<jwt>`, as Space Cloud's clients sometimes send) -> the jwt; empty -> None.
+
+    The one parser of the Authorization header, for HTTP, WebSocket and gRPC metadata alike."""
     if not value:
         return None
-    text = value.decode("latin-1").strip()
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
     if text[:7].lower() == "bearer ":
         text = text[7:].strip()
     return text or None
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    length = header(scope, b"content-length")
-    if length is not None:
-        try:
-            if int(length) > limit:
-                raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
-        except ValueError:
-            raise BadRequest("invalid Content-Length header") from None
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BadRequest("client disconnected")
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -81,11 +56,68 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-async def send_json(send: Send, status: int, body: bytes) -> None:
+class Request:
+    """One HTTP request as a route handler sees it: the ASGI triple and the path's named parameters."""
+
+    __slots__ = ("params", "receive", "scope", "send")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, params: dict[str, str]) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.params = params
+
+    @property
+    def method(self) -> str:
+        return str(self.scope["method"])
+
+    @property
+    def path(self) -> str:
+        return str(self.scope["path"])
+
+    def header(self, name: bytes) -> bytes | None:
+        return header(self.scope, name)
+
+    def bearer_token(self) -> str | None:
+        return parse_bearer(header(self.scope, b"authorization"))
+
+    async def body(self, limit: int) -> bytes:
+        length = header(self.scope, b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                raise BadRequest("invalid Content-Length header") from None
+            if declared > limit:
+                raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("client disconnected")
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def json(self, limit: int) -> dict[str, Any]:
+        """The body as a JSON object (empty = `{}`), at most `limit` bytes."""
+        return parse_json_object(await self.body(limit))
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     # With a content-length the server sends the body as is: without one, uvicorn switches to chunked
     # encoding and writes a third time (the closing chunk) for every response.
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    out = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if headers:
+        out += headers
+    await send({"type": "http.response.start", "status": status, "headers": out})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -99,9 +131,9 @@ def error_response(exc: BaseException) -> tuple[int, bytes]:
     return status, orjson.dumps({"error": message})
 
 
-async def send_error(send: Send, exc: BaseException) -> None:
+async def send_error(send: Send, exc: BaseException, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     status, body = error_response(exc)
-    await send_json(send, status, body)
+    await send_json(send, status, body, headers)
 
 
 class CORSMiddleware:

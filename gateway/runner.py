@@ -9,12 +9,13 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 
+from gateway.app import Gateway, build_app
 from gateway.config import Config
-from gateway.server import Gateway, Settings, build_app
 from mesh import devstate
 from mesh.natsd import EmbeddedNats
 
@@ -33,6 +34,8 @@ class RunOptions:
     state_home: str | None = None
     proxy_headers: bool = False
     ws_compression: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+    """CLI overrides of the config file's `gateway:` section (`GatewaySettings` attribute -> value)."""
 
 
 class _Server(uvicorn.Server):
@@ -51,6 +54,7 @@ def _advertised(url: str, listen: str) -> str:
 
 
 async def serve(config: Config, opts: RunOptions) -> None:
+    config.gateway = config.gateway.merged(**opts.settings)
     embedded: EmbeddedNats | None = None
     nats_url = opts.nats_url
     if not nats_url:
@@ -61,14 +65,14 @@ async def serve(config: Config, opts: RunOptions) -> None:
     worker = None
     try:
         if opts.worker:
-            from mesh.worker import DbWorker
+            from worker import DbWorker
 
             worker = DbWorker(nats_url, databases=config.databases())
             await worker.start()
-        gw = Gateway(config, nats_url=nats_url, settings=Settings(dev=opts.dev))
+        gw = Gateway(config, nats_url=nats_url, dev=opts.dev)
         if worker is not None:
             in_process = worker
-            gw.config_listeners.append(lambda cfg: in_process.update(cfg.databases()))
+            gw.core.config_listeners.append(lambda cfg: in_process.update(cfg.databases()))
         if opts.dev:
             log.warning("--dev: the config API and Mission Control need no admin login; never use this in production")
         server = _Server(
@@ -82,7 +86,7 @@ async def serve(config: Config, opts: RunOptions) -> None:
                 access_log=False,
                 proxy_headers=opts.proxy_headers,
                 timeout_graceful_shutdown=5,
-                ws_max_size=config.max_body_bytes,
+                ws_max_size=config.gateway.max_body_bytes,
                 # Live-query frames are small and go to many sockets: compressing each one for each
                 # socket costs more CPU than it saves on a LAN. `--ws-compression` turns it on.
                 ws_per_message_deflate=opts.ws_compression,

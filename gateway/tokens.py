@@ -42,3 +42,26 @@ def verify(token: str, *, secret: str, project: str) -> dict[str, Any]:
     if "project" in claims and claims["project"] != project:
         raise Unauthorized(INVALID)
     return claims
+
+
+ADMIN_TTL = 12 * 3600
+ADMIN_REQUIRED = "admin token required: log in at /v1/api/config/login"
+
+
+def issue_admin(user: str, *, secret: str, ttl: int = ADMIN_TTL) -> str:
+    """An admin session token (Mission Control, the config API), signed with the admin secret."""
+    now = int(time.time())
+    return jwt.encode({"id": user, "role": "admin", "iat": now, "exp": now + ttl}, secret, algorithm=ALGORITHM)
+
+
+def verify_admin(token: str | None, *, secret: str) -> dict[str, Any]:
+    """Claims of a valid, unexpired admin token; `Unauthorized` otherwise."""
+    if not token:
+        raise Unauthorized(ADMIN_REQUIRED)
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp"]})
+    except jwt.PyJWTError:
+        raise Unauthorized(ADMIN_REQUIRED) from None
+    if not isinstance(claims, dict) or claims.get("role") != "admin":
+        raise Unauthorized(ADMIN_REQUIRED)
+    return claims

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import FastAPI, Request
-
-from common.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized
+from common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from gateway import tokens
 from gateway.config import ProjectConfig
-from gateway.crud import database
-from gateway.http import parse_json_object
+from gateway.core import Core
+from gateway.dbrequests import database
+from gateway.http import Request
 from gateway.passwords import FailedSignIns, Passwords
-from gateway.security import authorize_crud, claims_for
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
+from gateway.security import Security
+from mesh.messages import DbRequest
 
 USERS = "users"
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
@@ -40,17 +37,6 @@ def public(user: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in user.items() if k != "pass"}
 
 
-async def json_body(request: Request, limit: int) -> dict[str, Any]:
-    size = 0
-    chunks = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return parse_json_object(b"".join(chunks))
-
-
 def _strings(body: dict[str, Any], *keys: str) -> list[str]:
     out = []
     for key in keys:
@@ -62,21 +48,24 @@ def _strings(body: dict[str, Any], *keys: str) -> list[str]:
 
 
 class Users:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(self, core: Core, security: Security) -> None:
+        self.core = core
+        self.security = security
         self.passwords = Passwords()
         self.failures = FailedSignIns()
 
     def _project(self, project_id: str, alias: str) -> tuple[ProjectConfig, str]:
-        project = self.gw.project(project_id)
-        email = project.auth.get("email")
-        if not isinstance(email, dict) or email.get("enabled") is False:
+        project = self.core.project(project_id)
+        if not project.auth.email_enabled:
             raise NotFound("Email sign in feature is not enabled")
-        return project, database(project, alias)
+        return project, database(project, alias).id_field
 
     def _token(self, project: ProjectConfig, user: dict[str, Any], id_field: str) -> str:
         claims = {"id": user[id_field], "email": user.get("email"), "role": user.get("role")}
-        return tokens.issue(claims, secret=project.secret, project=project.id, ttl=project.token_ttl)
+        return tokens.issue(claims, secret=project.secret, project=project.id, ttl=project.auth.token_ttl)
+
+    async def _db(self, project: ProjectConfig, alias: str, kind: str, req: DbRequest) -> Any:
+        return await self.core.db_request(project.id, alias, kind, req)
 
     async def signup(self, project_id: str, alias: str, body: dict[str, Any]) -> dict[str, Any]:
         project, id_field = self._project(project_id, alias)
@@ -87,13 +76,13 @@ class Users:
         email = normalise_email(raw_email)
         if not password:
             raise BadRequest("`pass` must not be empty")
-        allowed = (project.auth.get("email") or {}).get("signupRoles", ["user"])
+        allowed = project.auth.signup_roles
         if role not in allowed:
             raise Forbidden(f"role {role!r} cannot be chosen at sign-up (allowed: {', '.join(map(str, allowed))})")
         user = {id_field: user_id(email), "email": email, "name": name, "role": role}
         stored = {**user, "pass": await self.passwords.hash(password)}
         try:
-            await self.gw.db_request(project.id, alias, "create", {"col": USERS, "op": "one", "doc": stored})
+            await self._db(project, alias, "create", DbRequest(col=USERS, op="one", doc=stored))
         except Conflict:
             raise Conflict("User with provided email already exists") from None
         return {"user": user, "token": self._token(project, user, id_field)}
@@ -104,8 +93,7 @@ class Users:
         email = normalise_email(raw_email)
         self.failures.check(email)
         try:
-            user = await self.gw.db_request(project.id, alias, "read",
-                                            {"col": USERS, "op": "one", "find": {"email": email}})
+            user = await self._db(project, alias, "read", DbRequest(col=USERS, op="one", find={"email": email}))
         except NotFound:
             self.failures.failed(email)
             raise NotFound("User not found") from None
@@ -116,23 +104,25 @@ class Users:
         self.failures.succeeded(email)
         return {"user": public(user), "token": self._token(project, user, id_field)}
 
+    async def _read_rule(self, project: ProjectConfig, alias: str, op: str, find: dict[str, Any],
+                         token: str | None) -> DbRequest:
+        db = database(project, alias)
+        req = DbRequest(col=USERS, op=op, find=find)
+        return await self.security.crud(project, db, USERS, "read", req, self.security.claims(project, token), token)
+
     async def profile(self, project_id: str, alias: str, uid: str, token: str | None) -> dict[str, Any]:
         project, id_field = self._project(project_id, alias)
-        find = {id_field: uid}
-        args = {"op": "one", "auth": claims_for(project, token), "token": token, "find": find}
-        await authorize_crud(self.gw, project, alias, USERS, "read", args)
+        req = await self._read_rule(project, alias, "one", {id_field: uid}, token)
         try:
-            user = await self.gw.db_request(project.id, alias, "read",
-                                            {"col": USERS, "op": "one", "find": args["find"]})
+            user = await self._db(project, alias, "read", req)
         except NotFound:
             raise NotFound("User not found") from None
         return {"user": public(user)}
 
     async def profiles(self, project_id: str, alias: str, token: str | None) -> dict[str, Any]:
         project, _ = self._project(project_id, alias)
-        args: dict[str, Any] = {"op": "all", "auth": claims_for(project, token), "token": token, "find": {}}
-        await authorize_crud(self.gw, project, alias, USERS, "read", args)
-        users = await self.gw.db_request(project.id, alias, "read", {"col": USERS, "op": "all", "find": args["find"]})
+        req = await self._read_rule(project, alias, "all", {}, token)
+        users = await self._db(project, alias, "read", req)
         return {"users": [public(u) for u in users]}
 
     async def edit(self, project_id: str, alias: str, uid: str, body: dict[str, Any],
@@ -156,55 +146,43 @@ class Users:
         if "email" in changes:
             changes["email"] = normalise_email(changes["email"])
             try:
-                other = await self.gw.db_request(project.id, alias, "read",
-                                                 {"col": USERS, "op": "one", "find": {"email": changes["email"]}})
+                other = await self._db(project, alias, "read",
+                                       DbRequest(col=USERS, op="one", find={"email": changes["email"]}))
                 if other.get(id_field) != uid:
                     raise Conflict("User with provided email already exists")
             except NotFound:
                 pass
-        update = {"$set": dict(changes)}
-        args = {"op": "one", "auth": claims_for(project, token), "token": token, "find": {id_field: uid},
-                "update": update}
-        await authorize_crud(self.gw, project, alias, USERS, "update", args)
-        if "pass" in changes:
-            update["$set"]["pass"] = await self.passwords.hash(changes["pass"])
+        db = database(project, alias)
+        req = DbRequest(col=USERS, op="one", find={id_field: uid}, update={"$set": dict(changes)})
+        req = await self.security.crud(project, db, USERS, "update", req, self.security.claims(project, token), token)
+        if "pass" in changes and req.update is not None:
+            req.update.setdefault("$set", {})["pass"] = await self.passwords.hash(changes["pass"])
         try:
-            await self.gw.db_request(project.id, alias, "update",
-                                     {"col": USERS, "op": "one", "find": args["find"], "update": update})
-            user = await self.gw.db_request(project.id, alias, "read",
-                                            {"col": USERS, "op": "one", "find": args["find"]})
+            await self._db(project, alias, "update", req)
+            user = await self._db(project, alias, "read", DbRequest(col=USERS, op="one", find=req.find))
         except NotFound:
             raise NotFound("User not found") from None
         return {"user": public(user)}
 
+    # -- HTTP routes (`/v1/api/<project>/auth/<alias>/...`) ---------------------------------------
 
-def add_routes(app: FastAPI, gw: Gateway) -> None:
-    users = Users(gw)
-    limit = gw.config.max_body_bytes
-    base = "/v1/api/{project}/auth/{alias}"
+    async def http_signup(self, request: Request) -> dict[str, Any]:
+        p = request.params
+        return await self.signup(p["project"], p["alias"], await request.json(self.core.settings.max_body_bytes))
 
-    def bearer(request: Request) -> str | None:
-        value = request.headers.get("authorization", "")
-        value = value[7:] if value[:7].lower() == "bearer " else value
-        return value.strip() or None
+    async def http_signin(self, request: Request) -> dict[str, Any]:
+        p = request.params
+        return await self.signin(p["project"], p["alias"], await request.json(self.core.settings.max_body_bytes))
 
-    @app.post(base + "/email/signup")
-    async def signup(project: str, alias: str, request: Request) -> dict[str, Any]:
-        return await users.signup(project, alias, await json_body(request, limit))
+    async def http_profile(self, request: Request) -> dict[str, Any]:
+        p = request.params
+        return await self.profile(p["project"], p["alias"], p["uid"], request.bearer_token())
 
-    @app.post(base + "/email/signin")
-    async def signin(project: str, alias: str, request: Request) -> dict[str, Any]:
-        return await users.signin(project, alias, await json_body(request, limit))
+    async def http_profiles(self, request: Request) -> dict[str, Any]:
+        p = request.params
+        return await self.profiles(p["project"], p["alias"], request.bearer_token())
 
-    @app.get(base + "/profile/{uid}")
-    async def profile(project: str, alias: str, uid: str, request: Request) -> dict[str, Any]:
-        return await users.profile(project, alias, uid, bearer(request))
-
-    @app.get(base + "/profiles")
-    async def profiles(project: str, alias: str, request: Request) -> dict[str, Any]:
-        return await users.profiles(project, alias, bearer(request))
-
-    @app.put(base + "/edit_profile/{uid}")
-    @app.post(base + "/edit_profile/{uid}")
-    async def edit_profile(project: str, alias: str, uid: str, request: Request) -> dict[str, Any]:
-        return await users.edit(project, alias, uid, await json_body(request, limit), bearer(request))
+    async def http_edit(self, request: Request) -> dict[str, Any]:
+        p = request.params
+        body = await request.json(self.core.settings.max_body_bytes)
+        return await self.edit(p["project"], p["alias"], p["uid"], body, request.bearer_token())

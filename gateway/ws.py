@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from common.errors import SpaceCloudError
+from common.errors import BadRequest, SpaceCloudError
 
 from .http import Send
 
@@ -75,7 +75,7 @@ class Client:
     def project_of(self, data: dict[str, Any]) -> str:
         project = self.project or data.get("project")
         if not isinstance(project, str) or not project:
-            raise SpaceCloudError("no project: use /v1/api/<project>/socket/json or send data.project")
+            raise BadRequest("no project: use /v1/api/<project>/socket/json or send data.project")
         return project
 
     async def _writer(self) -> None:

@@ -26,8 +26,8 @@ from nats.aio.msg import Msg
 
 from common.errors import ServiceUnavailable, SpaceCloudError, Timeout, from_code
 
-ERROR_CODE_HEADER = "Nats-Service-Error-Code"
-ERROR_HEADER = "Nats-Service-Error"
+from .messages import ERROR_CODE_HEADER, ERROR_HEADER
+
 STATUS_HEADER = "Status"
 NO_RESPONDERS = "503"
 

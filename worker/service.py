@@ -1,7 +1,7 @@
-"""The db worker: a NATS service (queue group `sc.db`) that owns the connection pools.
+"""`DbWorker`: serves `sc.<project>.db.<alias>.<kind>` (queue group `sc.db`) and publishes change events.
 
-Requests arrive on `sc.<project>.db.<alias>.<op>`; after every successful write the worker
-publishes one change event per affected document on `sc.<project>.changes.<alias>.<col>`.
+Project and alias come from the subject, the request from a `DbRequest`; after every successful
+write one `ChangeEvent` per affected document goes to `sc.<project>.changes.<alias>.<col>`.
 """
 
 from __future__ import annotations
@@ -14,39 +14,33 @@ import time
 from typing import Any
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from adapters.base import Adapter, Change, ReadOptions, WriteRequest
 from adapters.registry import create_adapter
 from common.errors import BadRequest, NotFound
-
-from . import subjects
-from .codec import pack
-from .connect import connect, disconnect
-from .service import Auth, FunctionService
-from .worker_spec import DatabaseSpec
+from mesh import subjects
+from mesh.codec import pack
+from mesh.connect import connect, disconnect
+from mesh.messages import ChangeEvent, DbRequest
+from mesh.service import MicroService
+from worker.spec import DatabaseSpec
 
 log = logging.getLogger("space_cloud.worker")
 
+SERVICE_NAME = "sc-db"
 SYSTEM_PROJECT = "_system"
+"""The project the worker's discovery entry is listed under."""
+
+WRITES = ("create", "update", "delete", "batch")
 
 
-def change_event(change: Change, *, alias: str, col: str) -> dict[str, Any]:
-    return {
-        "type": change.type,
-        "id": change.id,
-        "doc": change.doc,
-        "version": change.version,
-        "time": int(time.time() * 1000),
-        "alias": alias,
-        "col": col,
-    }
+def change_event(change: Change) -> ChangeEvent:
+    return ChangeEvent(type=change.type, id=change.id, doc=change.doc, version=change.version,
+                       time=int(time.time() * 1000))
 
 
-def _options(raw: Any) -> ReadOptions:
-    if raw is None:
-        return ReadOptions()
-    if not isinstance(raw, dict):
-        raise BadRequest("`options` must be an object")
+def read_options(raw: dict[str, Any]) -> ReadOptions:
     return ReadOptions(
         select=raw.get("select"), sort=raw.get("sort"), skip=raw.get("skip"),
         limit=raw.get("limit"), distinct=raw.get("distinct"), versions=raw.get("versions") is True,
@@ -61,21 +55,16 @@ class DbWorker:
         self._connect_lock = asyncio.Lock()
         self._max_concurrency = max_concurrency
         self._nc: Client | None = None
-        self._service: FunctionService | None = None
+        self._service: MicroService | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._nc = await connect(self._url, name="space-cloud-worker")
-        self._service = FunctionService(
-            self._nc,
-            project=SYSTEM_PROJECT,
-            name="sc-db",
-            any_function=self._handle,
-            any_subject=subjects.db_all(),
-            queue_group=subjects.DB_QUEUE,
-            max_concurrency=self._max_concurrency,
-            metadata={"kind": "db-worker"},
+        self._service = MicroService(
+            self._nc, name=SERVICE_NAME, queue_group=subjects.DB_QUEUE, max_concurrency=self._max_concurrency,
+            description="space-cloud db worker", metadata={"project": SYSTEM_PROJECT, "kind": "db-worker"},
         )
+        self._service.add_endpoint("db", subjects.db_all(), self._handle)
         await self._service.start()
         log.info("db worker serving %d database(s)", len(self._specs))
 
@@ -112,64 +101,52 @@ class DbWorker:
             adapter = self._adapters.get((project, alias))
             if adapter is None:
                 adapter = create_adapter(
-                    spec.type, spec.conn, collections=_typed_collections(spec.collections),
-                    database=spec.database or project,
+                    spec.type, spec.conn, collections=spec.typed_collections(), database=spec.database or project,
                 )
                 await adapter.connect()
                 self._adapters[(project, alias)] = adapter
         return adapter
 
-    async def _handle(self, op: str, params: Any, _auth: Auth) -> Any:
-        if not isinstance(params, dict):
-            raise BadRequest("malformed db request")
-        project, alias = params.get("project"), params.get("alias")
-        if not isinstance(project, str) or not isinstance(alias, str):
-            raise BadRequest("malformed db request: project and alias are required")
+    async def _handle(self, msg: Msg) -> bytes:
+        project, alias, kind = subjects.parse_db(msg.subject)
+        req = DbRequest.decode(msg.data)
         adapter = await self._adapter(project, alias)
-        return await self._run(adapter, project, alias, op, params)
+        return pack(await self._run(adapter, project, alias, kind, req))
 
-    async def _run(self, adapter: Adapter, project: str, alias: str, op: str, req: dict[str, Any]) -> Any:
-        col = req.get("col", "")
-        kind = req.get("op", "all")
-        if op == "read":
-            return await adapter.read(col, kind, req.get("find") or {}, _options(req.get("options")))
-        if op == "aggr":
-            return await adapter.aggregate(col, kind, req.get("pipe") or [])
-        if op == "create":
-            doc = req.get("doc")
-            given = doc if isinstance(doc, list) else [doc]
+    async def _run(self, adapter: Adapter, project: str, alias: str, kind: str, req: DbRequest) -> Any:
+        col, op = req.col, req.op
+        if kind == "read":
+            return await adapter.read(col, op, req.find, read_options(req.options))
+        if kind == "aggr":
+            return await adapter.aggregate(col, op, req.pipe)
+        if kind not in WRITES:
+            raise BadRequest(f"unknown db operation {kind!r}")
+        if kind == "create":
+            given = req.doc if isinstance(req.doc, list) else [req.doc]
             docs = [d for d in given if isinstance(d, dict)]
             if len(docs) != len(given):
                 raise BadRequest("`doc` must be an object (op one) or a list of objects (op all)")
-            changes = await adapter.create(col, docs)
-            await self._publish(project, alias, [(col, c) for c in changes])
-            return {}
-        if op == "update":
-            changes = await adapter.update(col, kind, req.get("find") or {}, req.get("update") or {})
-            await self._publish(project, alias, [(col, c) for c in changes])
-            return {}
-        if op == "delete":
-            changes = await adapter.delete(col, kind, req.get("find") or {})
-            await self._publish(project, alias, [(col, c) for c in changes])
-            return {}
-        if op == "batch":
-            reqs = [WriteRequest(**r) for r in req.get("reqs") or []]
-            changes = await adapter.batch(reqs)
+            changes = [(col, c) for c in await adapter.create(col, docs)]
+        elif kind == "update":
+            changes = [(col, c) for c in await adapter.update(col, op, req.find, req.update or {})]
+        elif kind == "delete":
+            changes = [(col, c) for c in await adapter.delete(col, op, req.find)]
+        else:
+            try:
+                reqs = [WriteRequest(**r) for r in req.reqs]
+            except TypeError:
+                raise BadRequest("malformed batch request") from None
             only = reqs[0].col if len({r.col for r in reqs}) == 1 else ""
-            await self._publish(project, alias, [(c.col or only, c) for c in changes])
-            return {}
-        raise BadRequest(f"unknown db operation {op!r}")
+            changes = [(c.col or only, c) for c in await adapter.batch(reqs)]
+        await self._publish(project, alias, changes)
+        return {}
 
     async def _publish(self, project: str, alias: str, changes: list[tuple[str, Change]]) -> None:
         nc = self._nc
         if nc is None:
             return
         for col, change in changes:
-            await nc.publish(subjects.changes(project, alias, col), pack(change_event(change, alias=alias, col=col)))
-
-
-def _typed_collections(collections: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: spec for name, spec in collections.items() if isinstance(spec, dict) and spec.get("fields")}
+            await nc.publish(subjects.changes(project, alias, col), change_event(change).encode())
 
 
 async def run_worker(nats_url: str, databases: list[DatabaseSpec]) -> None:

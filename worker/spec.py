@@ -1,4 +1,4 @@
-"""What a db worker serves: one entry per (project, alias)."""
+"""What a db worker serves: one entry per (project, alias), built from the config by the gateway's config layer."""
 
 from __future__ import annotations
 
@@ -13,5 +13,10 @@ class DatabaseSpec:
     type: str
     """mongo | postgres | mysql | sqlite"""
     conn: str
+    """As the adapter registry reads it (the config layer resolved relative SQLite paths)."""
     collections: dict[str, Any] = field(default_factory=dict)
     database: str | None = None
+
+    def typed_collections(self) -> dict[str, dict[str, Any]]:
+        """The collections declared as typed SQL tables (with `fields`)."""
+        return {name: spec for name, spec in self.collections.items() if isinstance(spec, dict) and spec.get("fields")}

@@ -13,8 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from common.errors import BadRequest, Forbidden
-from sdk import Mesh
+from sdk import BadRequest, Forbidden, Mesh
 
 mesh = Mesh("todo")
 

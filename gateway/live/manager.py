@@ -13,30 +13,26 @@ import functools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from nats.aio.msg import Msg
 
-from adapters.names import check_collection
-from adapters.query import matches, validate_find
+from adapters.names import VERSION_FIELD
+from adapters.query import matches
 from common.errors import BadRequest, SpaceCloudError
-from gateway.crud import database
-from gateway.rules import crud_rule, evaluate
-from gateway.security import RuleContext, authorize_crud, claims_for
+from gateway import dbrequests
+from gateway.core import Core
+from gateway.security import Security
 from mesh import subjects
-from mesh.codec import unpack
+from mesh.messages import ChangeEvent, DbRequest
 
 from ..ws import Client
 from .frames import doc_id, feed, feed_tail, feed_text, feed_time
 from .query import Event, Kind, SharedQuery, Subscriber, coalesce
 from .stream import ChangeStream
 
-if TYPE_CHECKING:
-    from gateway.server import Gateway
-
 log = logging.getLogger("space_cloud.live")
-VERSION = "_v"
 
 
 @dataclass(eq=False)
@@ -51,14 +47,15 @@ class Feed:
 
 
 class LiveQueries:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(self, core: Core, security: Security) -> None:
+        self.core = core
+        self.security = security
         self.feeds: dict[tuple[str, str, str], Feed] = {}
         self.by_client: dict[str, dict[str, SharedQuery]] = {}
         self.stream: ChangeStream | None = None
 
     async def start(self) -> None:
-        self.stream = ChangeStream(self.gw.nc, max_age=self.gw.settings.change_retention)
+        self.stream = ChangeStream(self.core.nc, max_age=self.core.settings.change_retention)
         await self.stream.start()
 
     # -- WebSocket handlers -------------------------------------------------------------------
@@ -103,34 +100,27 @@ class LiveQueries:
     # -- subscribe ------------------------------------------------------------------------------
 
     async def _subscribe(self, client: Client, req_id: str, qid: str, data: dict[str, Any]) -> None:
-        project = self.gw.project(client.project_of(data))
+        project = self.core.project(client.project_of(data))
         alias, col = data.get("dbType"), data.get("group")
         if not isinstance(alias, str):
             raise BadRequest("`dbType` (the database alias) is required")
-        id_field = database(project, alias)
-        try:
-            check_collection(col)
-        except SpaceCloudError as exc:
-            raise BadRequest(exc.message) from None
-        assert isinstance(col, str)
-        if not project.crud[alias].realtime_enabled(col):
+        db = dbrequests.database(project, alias)
+        id_field = db.id_field
+        col = dbrequests.collection(col)
+        if not db.realtime_enabled(col):
             raise BadRequest(f"realtime is not enabled for {alias}/{col} (isRealtimeEnabled)")
         where = data.get("where") or {}
         options = data.get("options") or {}
         if not isinstance(where, dict) or not isinstance(options, dict):
             raise BadRequest("`where` and `options` must be objects")
-        try:
-            validate_find(where)
-        except SpaceCloudError as exc:
-            raise BadRequest(exc.message) from None
         resume = options.get("resumeFrom")
         if resume is not None and (isinstance(resume, bool) or not isinstance(resume, int | float)):
             raise BadRequest("`options.resumeFrom` must be the time (ms) of the last event seen")
         token = data.get("token") if isinstance(data.get("token"), str) else None
-        claims = claims_for(project, token)
-        args: dict[str, Any] = {"op": "all", "auth": claims, "token": token, "find": where}
-        await authorize_crud(self.gw, project, alias, col, "read", args)
-        where = args.get("find") or {}
+        claims = self.security.claims(project, token)
+        req = dbrequests.build("read", col, {"op": "all", "find": where}, id_field)
+        req = await self.security.crud(project, db, col, "read", req, claims, token)
+        where = req.find
 
         await self._remove(client, qid)
         f = await self._feed(project.id, alias, col, id_field)
@@ -162,39 +152,37 @@ class LiveQueries:
         if skip_initial:
             client.reply(req_id, "realtime-subscribe", ack)
             return
-        rows = await self.gw.db_request(project.id, alias, "read", {
-            "col": col, "op": "all", "find": where, "options": {"versions": True}})
+        rows = await self.core.db_request(project.id, alias, "read",
+                                          DbRequest(col=col, op="all", find=where, options={"versions": True}))
         snapshot: dict[str, tuple[int, dict[str, Any]]] = {}
         for row in rows if isinstance(rows, list) else []:
-            version = row.pop(VERSION, 0) if isinstance(row, dict) else 0
+            version = row.pop(VERSION_FIELD, 0) if isinstance(row, dict) else 0
             did = doc_id(row.get(id_field)) if isinstance(row, dict) else None
             if did is not None:
                 snapshot[did] = (int(version or 0), row)
         query.seed({did: v for did, (v, _) in snapshot.items()})
         later = coalesce(sub.syncing or [])
         sub.syncing = None
-        rule = self._read_rule(f) or {"rule": "deny"}
         docs = []
         for did, (version, row) in snapshot.items():
             ev: Event | None = later.pop(did, None)
             if ev is not None and ev.version > version:
-                if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc, rule, {}):
+                if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc):
                     docs.append(feed(qid, did, "initial", ev.doc, feed_time(ev.version), col, alias))
                 continue
             docs.append(feed(qid, did, "initial", row, feed_time(version), col, alias))
         for did, ev in later.items():
-            if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc, rule, {}):
+            if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc):
                 docs.append(feed(qid, did, "initial", ev.doc, feed_time(ev.version), col, alias))
         ack["docs"] = docs
         client.reply(req_id, "realtime-subscribe", ack)
 
-    def _event(self, query: SharedQuery, raw: dict[str, Any]) -> Event | None:
-        did = doc_id(raw.get("id"))
+    def _event(self, query: SharedQuery, change: ChangeEvent) -> Event | None:
+        did = doc_id(change.id)
         if did is None:
             return None
-        doc = raw.get("doc") if raw.get("type") != "delete" else None
-        version = int(raw.get("version") or 0)
-        return Event(did, version, doc, doc is not None and matches(query.where, doc))
+        doc = change.doc
+        return Event(did, change.version, doc, doc is not None and matches(query.where, doc))
 
     async def _feed(self, project: str, alias: str, col: str, id_field: str) -> Feed:
         key = (project, alias, col)
@@ -203,12 +191,12 @@ class LiveQueries:
             f = self.feeds[key] = Feed(project, alias, col, id_field)
             f.ready = asyncio.get_running_loop().create_future()
             try:
-                f.sub = await self.gw.nc.subscribe(
+                f.sub = await self.core.nc.subscribe(
                     subjects.changes(project, alias, col),
                     cb=functools.partial(self._on_message, f),
                     pending_msgs_limit=1_000_000, pending_bytes_limit=1 << 30,
                 )
-                await self.gw.nc.flush()
+                await self.core.nc.flush()
             except Exception as exc:
                 self.feeds.pop(key, None)
                 f.ready.set_exception(exc)
@@ -240,18 +228,14 @@ class LiveQueries:
 
     async def _on_message(self, f: Feed, msg: Msg) -> None:
         try:
-            raw = unpack(msg.data)
-        except Exception:
+            change = ChangeEvent.decode(msg.data)
+        except BadRequest:
             log.warning("undecodable change event on %s", msg.subject)
             return
-        if not isinstance(raw, dict):
-            return
-        did = doc_id(raw.get("id"))
+        did = doc_id(change.id)
         if did is None:
             return
-        version = int(raw.get("version") or 0)
-        doc = raw.get("doc") if raw.get("type") != "delete" else None
-        rule = self._read_rule(f)
+        version, doc = change.version, change.doc
         for query in list(f.queries.values()):
             result = query.classify(did, version, doc)
             if result is None:
@@ -263,9 +247,9 @@ class LiveQueries:
                 if sub.syncing is not None:
                     sub.syncing.append(event)
                     continue
-                if kind is None or rule is None:
+                if kind is None:
                     continue
-                if kind != "delete" and not await self._allowed(sub, f, event.doc or {}, rule, cache):
+                if kind != "delete" and not await self._allowed(sub, f, event.doc or {}, cache):
                     continue
                 if tail is None:
                     tail = feed_tail(did, kind, self._payload(f, kind, event), feed_time(version), f.col, f.alias)
@@ -278,36 +262,15 @@ class LiveQueries:
         return ev.doc
 
     async def _send(self, sub: Subscriber, f: Feed, did: str, kind: Kind, ev: Event) -> None:
-        rule = self._read_rule(f)
-        if rule is None or (kind != "delete" and not await self._allowed(sub, f, ev.doc or {}, rule, {})):
+        if kind != "delete" and not await self._allowed(sub, f, ev.doc or {}):
             return
         payload = self._payload(f, kind, ev)
         sub.client.push("realtime-feed", feed(sub.qid, did, kind, payload, feed_time(ev.version), f.col, f.alias))
 
-    def _read_rule(self, f: Feed) -> dict[str, Any] | None:
-        """The collection's read rule as configured now; None (send nothing) when there is none."""
-        project = self.gw.config.project(f.project)
-        if project is None or f.alias not in project.crud:
-            return None
-        return crud_rule({"collections": project.crud[f.alias].collections}, f.col, "read")
-
-    async def _allowed(self, sub: Subscriber, f: Feed, doc: dict[str, Any], rule: dict[str, Any],
-                       cache: dict[str, bool]) -> bool:
-        """The read rule, applied to this one document for this subscriber (cached per identity)."""
-        kind = rule.get("rule")
-        if kind == "allow":
-            return True
-        # Rules that cannot depend on the document are decided once per identity and event.
-        ident = ""
-        if kind in ("authenticated", "deny"):
-            ident = orjson.dumps(sub.claims, option=orjson.OPT_SORT_KEYS).decode() if sub.claims else "-"
-        if ident and ident in cache:
-            return cache[ident]
-        args = {"op": "one", "auth": sub.claims, "token": sub.token, "find": dict(doc), "doc": doc}
-        decision = await evaluate(rule, args, RuleContext(self.gw, f.project))
-        if ident:
-            cache[ident] = decision.allowed
-        return decision.allowed
+    async def _allowed(self, sub: Subscriber, f: Feed, doc: dict[str, Any], cache: dict[str, bool] | None = None
+                       ) -> bool:
+        """The read rule, applied to this one document for this subscriber."""
+        return await self.security.live_read(f.project, f.alias, f.col, doc, sub.claims, sub.token, cache)
 
 
 def _nack(qid: Any, col: Any, message: str) -> dict[str, Any]:

@@ -6,14 +6,14 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from typing import Any
 
 from nats.aio.client import Client as Nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
+from common.errors import BadRequest
 from mesh import subjects
-from mesh.codec import unpack
+from mesh.messages import ChangeEvent
 
 log = logging.getLogger("space_cloud.live")
 
@@ -48,7 +48,7 @@ class ChangeStream:
         return self.available and since_ms >= time.time() * 1000 - self.max_age * 1000 + MARGIN_MS
 
     async def since(self, project: str, alias: str, col: str, since_ms: float, *, limit: int = 100_000
-                    ) -> list[dict[str, Any]] | None:
+                    ) -> list[ChangeEvent] | None:
         """Change events of one collection since `since_ms`; None when the stream cannot tell."""
         if not self.covers(since_ms):
             return None
@@ -61,16 +61,17 @@ class ChangeStream:
         except Exception as exc:
             log.warning("cannot replay changes: %s", exc)
             return None
-        events: list[dict[str, Any]] = []
+        events: list[ChangeEvent] = []
         try:
             pending = (await psub.consumer_info()).num_pending or 0
             if pending > limit:
                 return None
             while len(events) < pending:
                 for msg in await psub.fetch(batch=min(512, pending - len(events)), timeout=5):
-                    data = unpack(msg.data)
-                    if isinstance(data, dict):
-                        events.append(data)
+                    try:
+                        events.append(ChangeEvent.decode(msg.data))
+                    except BadRequest:
+                        log.warning("undecodable change event in the stream on %s", msg.subject)
         except Exception as exc:
             log.warning("replay interrupted: %s", exc)
             return None

@@ -10,7 +10,6 @@ the wire protocol, started for the session by `nx_mongo_url`) and `mongo-real`
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,11 +21,8 @@ import pytest
 from adapters.base import Adapter, Doc
 from adapters.registry import create_adapter
 from common.errors import SpaceCloudError
+from tests.support.databases import database_url
 from tests.support.mongo import nx_mongo_url  # noqa: F401  (a fixture, used through getfixturevalue)
-
-PG_ENV, MYSQL_ENV, MONGO_ENV = "SPACE_CLOUD_TEST_PG_URL", "SPACE_CLOUD_TEST_MYSQL_URL", "SPACE_CLOUD_TEST_MONGO_URL"
-PG_DEFAULTS = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
-MYSQL_DEFAULT = "mysql://root@127.0.0.1:3306/test"
 
 SCHEMA = {
     "name": "string", "age": "integer", "score": "float", "active": "boolean", "tags": "json",
@@ -39,7 +35,6 @@ BACKENDS = (
     "sqlite-schemaless", "sqlite-typed", "postgres-schemaless", "postgres-typed",
     "mysql-schemaless", "mysql-typed", "mongo-fake", "mongo-nx", "mongo-real",
 )
-_reachable: dict[str, str | None] = {}
 _XFAIL_MARK = "xfail_backend"
 
 
@@ -106,40 +101,6 @@ class Backend:
         return col
 
 
-async def _probe(kind: str, urls: tuple[str, ...]) -> str | None:
-    for url in urls:
-        adapter = create_adapter(kind, url, database="sc_test")
-        try:
-            await adapter.connect()
-        except SpaceCloudError:
-            continue
-        await adapter.close()
-        return url
-    return None
-
-
-async def _url(name: str) -> str:
-    kind = name.split("-")[0]
-    if name == "mongo-real":
-        url = os.environ.get(MONGO_ENV)
-        if not url:
-            pytest.skip(f"real MongoDB not configured: set {MONGO_ENV}=mongodb://host:27017/db")
-        candidates: tuple[str, ...] = (url,)
-        env = MONGO_ENV
-    elif kind == "postgres":
-        env = PG_ENV
-        candidates = (os.environ[PG_ENV],) if os.environ.get(PG_ENV) else PG_DEFAULTS
-    else:
-        env = MYSQL_ENV
-        candidates = (os.environ.get(MYSQL_ENV) or MYSQL_DEFAULT,)
-    if name not in _reachable:
-        _reachable[name] = await _probe(kind, candidates)
-    found = _reachable[name]
-    if found is None:
-        pytest.skip(f"{kind} unreachable at {candidates[0]}: start it or set {env} to a reachable URL")
-    return found
-
-
 async def _default_conn(name: str, tmp_dir: Path) -> str:
     if name.startswith("sqlite"):
         return str(tmp_dir / "test.db")
@@ -147,7 +108,7 @@ async def _default_conn(name: str, tmp_dir: Path) -> str:
         return f"mongomock://{uuid.uuid4().hex}"
     if name == "mongo-nx":
         pytest.skip("mongo-nx needs conn=: pass the URL of the nx_mongo_url fixture")
-    return await _url(name)
+    return await database_url(name)
 
 
 @asynccontextmanager

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.app import Gateway
 from gateway.config import parse
-from gateway.server import Gateway
-from mesh.worker import DbWorker
 from sdk import Mesh
 from tests.support.servers import gateway
 from tests.support.stack import conn_for
+from worker import DbWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "todo"

@@ -24,7 +24,6 @@ import pytest
 import yaml
 
 from gateway.config import load
-from gateway.server import Settings
 from sdk import Mesh
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_static_http import raw_get
@@ -91,7 +90,7 @@ async def stack(request: pytest.FixtureRequest, nats_url: str, tmp_path: Path, p
     other = "trial-" + uuid.uuid4().hex[:6]
     path = config_file(tmp_path, project, other)
     async with gateway(load(path, env={"SHOP_PG_URL": "postgresql://u:pw@db/shop"}), nats_url,
-                       settings=Settings(dev=dev)) as gw:
+                       dev=dev) as gw:
         yield Stack(gw, project, other, path)
 
 

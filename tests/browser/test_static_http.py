@@ -116,7 +116,7 @@ async def test_routes_follow_config_changes(nats_url: str, tmp_path: Path) -> No
     async with gateway(raw, nats_url, base=tmp_path) as gw:
         assert (await raw_get(gw.port, "/"))[0] == 200
         raw["projects"][0]["modules"]["static"]["routes"] = [{"prefix": "/docs", "path": "docs"}]
-        gw.gw.apply_config(parse(raw, env={}, base=tmp_path))
+        gw.gw.core.apply_config(parse(raw, env={}, base=tmp_path))
         assert (await raw_get(gw.port, "/"))[0] == 404
         assert (await raw_get(gw.port, "/docs/guide.txt"))[2] == b"guide"
 

@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from gateway.config import load
-from gateway.server import Settings
 from tests.support.servers import SECRET, gateway, project_config
 
 
@@ -77,7 +76,7 @@ async def test_config_api_needs_admin_and_applies_edits(http: httpx.AsyncClient,
 
 
 async def test_dev_relaxes_admin_auth(tmp_path: Path, project: str, nats_url: str) -> None:
-    async with gateway(load(config_file(tmp_path, project), env={}), nats_url, settings=Settings(dev=True)) as gw, \
+    async with gateway(load(config_file(tmp_path, project), env={}), nats_url, dev=True) as gw, \
             httpx.AsyncClient(base_url=gw.url) as http:
         assert (await http.get("/v1/api/config/projects")).status_code == 200
         assert (await http.get("/v1/api/config/env")).json() == {"isProd": False}

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.registry import sqlite_path
 from gateway.config import ConfigError, dev_config, load, parse
 from tests.support.servers import SECRET, gateway, project_config
 
@@ -24,9 +25,23 @@ def test_env_values_and_aliases(tmp_path: Path) -> None:
     crud = cfg.projects["app"].crud
     assert {a: d.type for a, d in crud.items()} == {"sql-postgres": "postgres", "mongo": "mongo", "local": "sqlite"}
     assert crud["sql-postgres"].conn == "postgresql://db/app"
-    assert crud["local"].conn == f"sqlite:///{tmp_path / 'data.db'}"
+    assert crud["local"].conn == str(tmp_path / "data.db")
+    assert sqlite_path(crud["local"].conn) == str(tmp_path / "data.db")
     with pytest.raises(ConfigError, match="APP_SECRET is not set"):
         parse(raw, env={"PG": "x"})
+
+
+@pytest.mark.parametrize(("conn", "expected"), [
+    ("sqlite:///var/data/app.db", "/var/data/app.db"),  # three slashes: an absolute path
+    ("sqlite://rel/app.db", "{base}/rel/app.db"),
+    ("app.db", "{base}/app.db"),
+    ("/abs/app.db", "/abs/app.db"),
+    (":memory:", ":memory:"),
+])
+def test_the_registry_reads_sqlite_urls_as_the_config_resolved_them(tmp_path: Path, conn: str, expected: str) -> None:
+    raw = {"projects": [{"id": "a", "secret": SECRET, "modules": {"crud": {"db": {"type": "sqlite", "conn": conn}}}}]}
+    [spec] = parse(raw, env={}, base=tmp_path).databases()
+    assert sqlite_path(spec.conn) == expected.format(base=tmp_path.resolve())
 
 
 @pytest.mark.parametrize(("raw", "fragment"), [

@@ -104,7 +104,7 @@ async def test_socket_service_and_python_instance_share_calls(gw: RunningGateway
             r = await call(gw, project, "echo", "fail", {})
             assert r.status_code == 500 and r.json() == {"error": "socket service says no"}
 
-            services = await list_services(gw.gw.nc, project)
+            services = await list_services(gw.gw.core.nc, project)
             kinds = sorted(i["kind"] for s in services if s["name"] == "echo" for i in s["instances"])
             assert kinds == ["python", "websocket"]
             serving.cancel()
@@ -113,7 +113,7 @@ async def test_socket_service_and_python_instance_share_calls(gw: RunningGateway
 
         # the socket closed: its instance left the mesh, only the Python one answers
         for _ in range(50):
-            services = await list_services(gw.gw.nc, project, window=0.05)
+            services = await list_services(gw.gw.core.nc, project, window=0.05)
             if [i["kind"] for s in services if s["name"] == "echo" for i in s["instances"]] == ["python"]:
                 break
             await asyncio.sleep(0.05)

@@ -12,9 +12,9 @@ from typing import Any
 
 import uvicorn
 
+from gateway.app import Gateway, build_app
 from gateway.config import Config, parse
 from gateway.runner import _Server
-from gateway.server import Gateway, Settings, build_app
 
 SECRET = "test-secret-0123456789-0123456789-abcdef"
 
@@ -35,10 +35,13 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def gateway(
-    config: Config | dict[str, Any], nats_url: str, *, settings: Settings | None = None, base: Path | None = None
+    config: Config | dict[str, Any], nats_url: str, *, dev: bool = False, settings: dict[str, Any] | None = None,
+    base: Path | None = None,
 ) -> AsyncIterator[RunningGateway]:
     cfg = config if isinstance(config, Config) else parse(config, env={}, base=base)
-    gw = Gateway(cfg, nats_url=nats_url, settings=settings)
+    """`settings`: overrides of the config's `gateway:` section (`GatewaySettings` attributes)."""
+    cfg.gateway = cfg.gateway.merged(**(settings or {}))
+    gw = Gateway(cfg, nats_url=nats_url, dev=dev)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -13,10 +13,9 @@ import httpx
 import pytest
 
 from gateway.config import Config, parse
-from gateway.server import Settings
-from mesh.worker import DbWorker
-from tests.adapters.conftest import _url
+from tests.support.databases import database_url
 from tests.support.servers import RunningGateway, gateway, project_config
+from worker import DbWorker
 
 DATABASES = ("sqlite", "postgres", "mysql", "mongo")
 ALIASES = {"sqlite": "sqlite", "postgres": "sql-postgres", "mysql": "sql-mysql", "mongo": "mongo"}
@@ -33,7 +32,7 @@ async def conn_for(db: str, tmp: Path) -> str:
         return str(tmp / "stack.db")
     if db == "mongo":
         return f"mongomock://{uuid.uuid4().hex}"
-    return await _url(f"{db}-schemaless")
+    return await database_url(f"{db}-schemaless")
 
 
 @dataclass
@@ -55,7 +54,7 @@ class Stack:
 @contextlib.asynccontextmanager
 async def stack(db: str, tmp: Path, nats_url: str, *, collections: dict[str, Any] | None = None,
                 auth: dict[str, Any] | None = None, functions: dict[str, Any] | None = None,
-                project: str | None = None, settings: Settings | None = None) -> AsyncIterator[Stack]:
+                project: str | None = None, settings: dict[str, Any] | None = None) -> AsyncIterator[Stack]:
     project = project or "p" + uuid.uuid4().hex[:10]
     alias = ALIASES[db]
     crud = {alias: {"type": db, "conn": await conn_for(db, tmp), "collections": collections or {}}}

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.rules import evaluate, validate_rule
 from gateway.rules.match import ALL_OPS, OPS
-from tests.rules.rules_fakes import FakeContext, match, state
+from tests.gateway.rules.rules_fakes import FakeContext, match, state
 
 # (low, high) per type: low < high where ordering exists
 VALUES: dict[str, tuple[Any, Any]] = {

@@ -12,10 +12,10 @@ import pytest
 
 from gateway.config import parse
 from mesh.natsd import EmbeddedNats
-from mesh.worker import DbWorker
 from tests.support.live import LiveClient
 from tests.support.servers import free_port, gateway, project_config
 from tests.support.stack import Stack, database_params, stack
+from worker import DbWorker
 
 ALLOW_ALL = {"default": {"rules": {op: {"rule": "allow"} for op in ("create", "read", "update", "delete", "aggr")}}}
 
@@ -93,7 +93,7 @@ async def test_live_queries_survive_a_nats_restart(tmp_path: Path) -> None:
                     server = EmbeddedNats(port=port, store_dir=str(tmp_path / "js"))
                     server.start()
                     for _ in range(100):
-                        if gw.gw.nc.is_connected:
+                        if gw.gw.core.nc.is_connected:
                             break
                         await asyncio.sleep(0.1)
                     for _ in range(50):  # the worker reconnects too

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.rules import Decision, evaluate
-from tests.rules.rules_fakes import USER, FakeContext, match, state
+from tests.gateway.rules.rules_fakes import USER, FakeContext, match, state
 
 OWNER = match("==", "string", "args.auth.id", "args.find.userId")
 NOT_OWNER_MSG = "Auth: The two fields do not match"

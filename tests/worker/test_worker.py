@@ -10,8 +10,9 @@ import httpx
 
 from gateway.config import parse
 from mesh.discovery import list_services
-from mesh.worker import SYSTEM_PROJECT, DbWorker
+from mesh.messages import DbRequest
 from tests.support.servers import free_port, gateway, project_config
+from worker.service import SYSTEM_PROJECT, DbWorker
 
 ALLOW = {"default": {"rules": {op: {"rule": "allow"} for op in ("create", "read", "update", "delete", "aggr")}}}
 
@@ -29,7 +30,7 @@ async def test_several_workers_share_the_requests(tmp_path: Path, nats_url: str)
                 assert r.status_code == 200
             r = await http.post("/v1/api/workers/crud/sqlite/items/read", json={"op": "count"})
             assert r.json() == {"result": 40}
-            services = await list_services(gw.gw.nc, SYSTEM_PROJECT)
+            services = await list_services(gw.gw.core.nc, SYSTEM_PROJECT)
             [db] = [s for s in services if s["name"] == "sc-db"]
             counts = [i["requests"] for i in db["instances"]]
             assert len(counts) >= 2 and sum(1 for c in counts if c > 0) >= 2, counts
@@ -70,13 +71,13 @@ async def test_worker_refuses_malformed_requests(tmp_path: Path, nats_url: str) 
             for body, error in cases:
                 op = "create" if "doc" in body else "read"
                 try:
-                    await gw.gw.db_request("raw", "sqlite", op, body)
+                    await gw.gw.core.db_request("raw", "sqlite", op, DbRequest.from_dict(body))
                 except error:
                     pass
                 else:
                     raise AssertionError(f"{body} was accepted")
             try:
-                await gw.gw.db_request("raw", "nope", "read", {"col": "x", "op": "all"})
+                await gw.gw.core.db_request("raw", "nope", "read", DbRequest(col="x", op="all"))
             except NotFound as exc:
                 assert "nope" in exc.message
             else:

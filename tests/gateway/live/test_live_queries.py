@@ -13,7 +13,6 @@ import orjson
 import pytest
 
 from gateway import tokens
-from gateway.server import Settings
 from tests.support.live import LiveClient
 from tests.support.servers import SECRET, gateway
 from tests.support.stack import Stack, database_params, stack
@@ -131,8 +130,8 @@ async def test_rules_per_subscriber(st: Stack) -> None:
         assert set(alice.snapshot("mine")) == {"t1"} and set(bob.snapshot("mine")) == {"t2"}
         assert all(f["payload"].get("userId") != "alice" for f in bob.feeds if f["type"] != "delete")
         # the rule is checked on every event: once the config denies reads, nothing more is sent
-        cfg = st.gw.gw.config
-        cfg.projects[st.project].crud[st.alias].collections[todos]["rules"]["read"] = {"rule": "deny"}
+        cfg = st.gw.gw.core.config
+        cfg.projects[st.project].crud[st.alias].collections[todos].rules["read"] = {"rule": "deny"}
         await write(st, todos, "create", {"op": "one", "doc": {i: "t3", "userId": "alice"}})
         await write(st, todos, "create", {"op": "one", "doc": {i: "t4", "userId": "bob"}})
         await asyncio.sleep(0.3)
@@ -222,7 +221,7 @@ async def test_writes_on_one_gateway_reach_subscribers_on_another(st: Stack, nat
 async def test_slow_consumer_is_disconnected_and_slows_no_one(tmp_path: Path, nats_url: str,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     async with stack("sqlite", tmp_path, nats_url, collections={"default": {"rules": ALLOW_ALL}},
-                     settings=Settings(ws_queue=8)) as st:
+                     settings={"ws_queue": 8}) as st:
         c, i = col(), st.id
         fast = await LiveClient.connect(st.gw.ws_url, st.project)
         sock = socket.socket()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.rules import crud_rule, evaluate
-from tests.rules.rules_fakes import FakeContext, match, state
+from tests.gateway.rules.rules_fakes import FakeContext, match, state
 
 OWNER = match("==", "string", "args.auth.id", "args.find.userId")
 MEMBER_QUERY = {"rule": "query", "db": "mongo", "col": "members", "find": {"userId": "args.find.userId"}}

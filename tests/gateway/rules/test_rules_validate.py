@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.rules import validate_rule
-from tests.rules.rules_fakes import match
+from tests.gateway.rules.rules_fakes import match
 
 VALID: list[Any] = [
     None,

@@ -1,0 +1,144 @@
+"""The composition root: builds the core, the features, the route table, the WebSocket handler table
+and the lifecycle, and is the ASGI app. The pieces it assembles never import it.
+
+Every HTTP and WebSocket endpoint of the gateway is in `routes()` below.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from gateway.admin import Admin
+from gateway.bridge import Bridge
+from gateway.config import Config
+from gateway.core import Core
+from gateway.crud import Crud
+from gateway.functions import Functions
+from gateway.http import CORSMiddleware, Receive, Request, Scope, Send
+from gateway.live.manager import LiveQueries
+from gateway.mission_control import MissionControl
+from gateway.routing import Route, Router, route, websocket
+from gateway.security import Security
+from gateway.static import Static
+from gateway.users import Users
+from gateway.ws import Client, CloseHook, Handler
+
+log = logging.getLogger("space_cloud.gateway")
+
+
+class Gateway:
+    """One gateway process: the core and every feature on it."""
+
+    def __init__(self, config: Config, *, nats_url: str, dev: bool = False) -> None:
+        self.core = core = Core(config, nats_url=nats_url, dev=dev)
+        self.security = security = Security(core)
+        self.crud = Crud(core, security)
+        self.functions = Functions(core, security)
+        self.users = Users(core, security)
+        self.admin = Admin(core)
+        self.static = Static(core)
+        self.mission_control = MissionControl()
+        self.bridge = Bridge(core, security)
+        self.live = LiveQueries(core, security)
+        self.ws_handlers: dict[str, Handler] = {
+            "service-register": self.bridge.on_register,
+            "service-request": self.bridge.on_reply,
+            "realtime-subscribe": self.live.on_subscribe,
+            "realtime-unsubscribe": self.live.on_unsubscribe,
+        }
+        self.ws_close_hooks: list[CloseHook] = [self.bridge.on_close, self.live.on_close]
+        self.clients: dict[str, Client] = {}
+        self.router = Router(self.routes())
+
+    def routes(self) -> list[Route]:
+        auth = "/v1/api/{project}/auth/{alias}"
+        return [
+            # the hot paths
+            route("POST", "/v1/api/{project}/functions/{service}/{func}", self.functions.call),
+            route("POST", "/v1/api/{project}/crud/{alias}/batch", self.crud.batch),
+            route("POST", "/v1/api/{project}/crud/{alias}/{col}/{kind}", self.crud.handle),
+            websocket("/v1/api/{project}/socket/json", self.socket),
+            websocket("/v1/api/socket/json", self.socket),
+            # discovery, status
+            route("GET", "/v1/api/{project}/services", self.functions.services),
+            route("GET", "/v1/api/health", self.health),
+            route("GET", "/v1/api/config/env", self.env),
+            # email users
+            route("POST", auth + "/email/signup", self.users.http_signup),
+            route("POST", auth + "/email/signin", self.users.http_signin),
+            route("GET", auth + "/profile/{uid}", self.users.http_profile),
+            route("GET", auth + "/profiles", self.users.http_profiles),
+            route("PUT POST", auth + "/edit_profile/{uid}", self.users.http_edit),
+            # admin: the config API
+            route("POST", "/v1/api/config/login", self.admin.http_login),
+            route("GET", "/v1/api/config/projects", self.admin.http_projects),
+            route("POST", "/v1/api/config/projects", self.admin.http_set_project),
+            route("DELETE", "/v1/api/config/{project}", self.admin.http_delete_project),
+            # files: the browser client, Mission Control, and (last, a catch-all) the projects' static routes
+            route("GET HEAD", "/v1/api/sdk/{name}", self.static.sdk_file),
+            route("GET HEAD", "/mission-control/{rest:path}", self.mission_control.serve),
+            route("GET HEAD", "/{path:path}", self.static.project_file),
+        ]
+
+    # -- small endpoints ----------------------------------------------------------------------------
+
+    async def health(self, _request: Request) -> dict[str, Any]:
+        return {"ok": True, "nats": self.core.nc.is_connected}
+
+    async def env(self, _request: Request) -> dict[str, Any]:
+        return {"isProd": not self.core.dev}
+
+    async def socket(self, scope: Scope, receive: Receive, send: Send, params: dict[str, str]) -> None:
+        ws = WebSocket(scope, receive, send)
+        client = Client(ws, send, project=params.get("project"), max_queue=self.core.settings.ws_queue)
+        self.clients[client.id] = client
+        try:
+            await client.serve(self.ws_handlers, self.ws_close_hooks)
+        finally:
+            self.clients.pop(client.id, None)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.core.start()
+        await self.live.start()
+
+    async def stop(self) -> None:
+        for client in list(self.clients.values()):
+            client.close(1001, "server shutting down")
+        await self.bridge.stop()
+        await self.live.stop()
+        await self.core.stop()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.router.http(scope, receive, send)
+        elif kind == "websocket":
+            if not await self.router.socket(scope, receive, send):
+                await WebSocket(scope, receive, send).close(code=4004, reason="no websocket at this path")
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    log.exception("gateway failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def build_app(gw: Gateway) -> CORSMiddleware:
+    return CORSMiddleware(gw)
