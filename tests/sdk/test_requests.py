@@ -30,8 +30,8 @@ class Recorder:
         content = body if isinstance(body, bytes) else orjson.dumps(body)
         return httpx.Response(status, content=content, headers={"content-type": "application/json"})
 
-    @property
     def last(self) -> tuple[str, str, Any]:
+        """The last request: method, path, JSON body."""
         r = self.requests[-1]
         return r.method, r.url.path, orjson.loads(r.content) if r.content else None
 
@@ -83,52 +83,52 @@ async def test_reads_send_space_api_bodies(api: API, rec: Recorder) -> None:
     docs = await db.get("todos").where(cond("u", "==", "me"), cond("n", ">", 3)).select({"text": 1}) \
         .sort("text", "-n").skip(5).limit(10)
     assert docs == [{"id": "1"}]
-    assert rec.last == ("POST", "/v1/api/proj/crud/sql-postgres/todos/read", {
+    assert rec.last() == ("POST", "/v1/api/proj/crud/sql-postgres/todos/read", {
         "op": "all", "find": {"u": "me", "n": {"$gt": 3}},
         "options": {"select": {"text": 1}, "sort": {"text": 1, "n": -1}, "skip": 5, "limit": 10}})
     rec.answers = [(200, {"result": {"id": "1"}})]
     assert await db.get_one("todos").where(cond("id", "==", "1")) == {"id": "1"}
-    assert rec.last[2] == {"op": "one", "find": {"id": "1"}, "options": {}}
+    assert rec.last()[2] == {"op": "one", "find": {"id": "1"}, "options": {}}
     rec.answers = [(200, {"result": 7})]
     assert await db.count("todos").apply() == 7
-    assert rec.last[2]["op"] == "count"
+    assert rec.last()[2]["op"] == "count"
     rec.answers = [(200, {"result": ["a", "b"]})]
     assert await db.distinct("todos").where().distinct("cat") == ["a", "b"]
-    assert rec.last[2] == {"op": "distinct", "find": {}, "options": {"distinct": "cat"}}
+    assert rec.last()[2] == {"op": "distinct", "find": {}, "options": {"distinct": "cat"}}
     await db.get("todos").skip(3)
-    assert rec.last[2]["options"] == {"skip": 3, "limit": 20}  # as space-api
+    assert rec.last()[2]["options"] == {"skip": 3, "limit": 20}  # as space-api
     rec.answers = [(200, {"result": [{"_id": "u", "n": 2}]})]
-    pipe = [{"$match": {"done": False}}, {"$group": {"_id": "$u", "n": {"$sum": 1}}}]
+    pipe: list[dict[str, Any]] = [{"$match": {"done": False}}, {"$group": {"_id": "$u", "n": {"$sum": 1}}}]
     assert await db.aggr("todos").pipe(pipe) == [{"_id": "u", "n": 2}]
-    assert rec.last == ("POST", "/v1/api/proj/crud/sql-postgres/todos/aggr", {"op": "all", "pipe": pipe})
+    assert rec.last() == ("POST", "/v1/api/proj/crud/sql-postgres/todos/aggr", {"op": "all", "pipe": pipe})
     await db.aggr_one("todos").pipe(pipe)
-    assert rec.last[2]["op"] == "one"
+    assert rec.last()[2]["op"] == "one"
 
 
 async def test_writes_send_every_update_operator(api: API, rec: Recorder) -> None:
     db = api.db("mongo")
-    assert await db.insert("todos").doc({"_id": "1", "t": "x"}) is None
-    assert rec.last == ("POST", "/v1/api/proj/crud/mongo/todos/create", {"op": "one", "doc": {"_id": "1", "t": "x"}})
+    await db.insert("todos").doc({"_id": "1", "t": "x"})
+    assert rec.last() == ("POST", "/v1/api/proj/crud/mongo/todos/create", {"op": "one", "doc": {"_id": "1", "t": "x"}})
     await db.insert("todos").all([{"t": 1}, {"t": 2}])
-    assert rec.last[2] == {"op": "all", "doc": [{"t": 1}, {"t": 2}]}
+    assert rec.last()[2] == {"op": "all", "doc": [{"t": 1}, {"t": 2}]}
     await (db.update_one("todos").where(cond("_id", "==", "1"))
            .set({"a": 1}).set({"b.c": 2}).inc({"n": 1}).mul({"m": 2}).max({"hi": 9}).min({"lo": 0})
            .push({"tags": {"$each": ["p", "q"]}}).remove("old", "older").rename({"from": "to"})
            .current_date("d").current_timestamp("ts"))
-    assert rec.last == ("POST", "/v1/api/proj/crud/mongo/todos/update", {
+    assert rec.last() == ("POST", "/v1/api/proj/crud/mongo/todos/update", {
         "op": "one", "find": {"_id": "1"}, "update": {
             "$set": {"a": 1, "b.c": 2}, "$inc": {"n": 1}, "$mul": {"m": 2}, "$max": {"hi": 9}, "$min": {"lo": 0},
             "$push": {"tags": {"$each": ["p", "q"]}}, "$unset": {"old": "", "older": ""},
             "$rename": {"from": "to"},
             "$currentDate": {"d": {"$type": "date"}, "ts": {"$type": "timestamp"}}}})
     await db.update("todos").set({"x": 1})
-    assert rec.last[2] == {"op": "all", "find": {}, "update": {"$set": {"x": 1}}}
+    assert rec.last()[2] == {"op": "all", "find": {}, "update": {"$set": {"x": 1}}}
     await db.upsert("todos").where(cond("_id", "==", "9")).set({"x": 1})
-    assert rec.last[2]["op"] == "upsert"
+    assert rec.last()[2]["op"] == "upsert"
     await db.delete("todos").where(cond("n", "<", 0))
-    assert rec.last == ("POST", "/v1/api/proj/crud/mongo/todos/delete", {"op": "all", "find": {"n": {"$lt": 0}}})
+    assert rec.last() == ("POST", "/v1/api/proj/crud/mongo/todos/delete", {"op": "all", "find": {"n": {"$lt": 0}}})
     await db.delete_one("todos")
-    assert rec.last[2] == {"op": "one", "find": {}}
+    assert rec.last()[2] == {"op": "one", "find": {}}
 
 
 async def test_batch_carries_type_and_collection(api: API, rec: Recorder) -> None:
@@ -137,7 +137,7 @@ async def test_batch_carries_type_and_collection(api: API, rec: Recorder) -> Non
         .add(db.update("b").where(cond("id", "==", "2")).set({"done": True})) \
         .add(db.delete("c").where(cond("id", "==", "3")))
     await batch
-    assert rec.last == ("POST", "/v1/api/proj/crud/sqlite/batch", {"reqs": [
+    assert rec.last() == ("POST", "/v1/api/proj/crud/sqlite/batch", {"reqs": [
         {"type": "create", "col": "a", "op": "one", "doc": {"id": "1"}},
         {"type": "update", "col": "b", "op": "all", "find": {"id": "2"}, "update": {"$set": {"done": True}}},
         {"type": "delete", "col": "c", "op": "all", "find": {"id": "3"}}]})
@@ -152,23 +152,23 @@ async def test_token_call_and_users(api: API, rec: Recorder) -> None:
     rec.answers = [(200, {"result": {"ok": 1}})]
     assert await api.call("svc", "fn", {"x": 1}, timeout=2.5) == {"ok": 1}
     assert rec.requests[-1].headers["authorization"] == "Bearer jwt-1"
-    assert rec.last == ("POST", "/v1/api/proj/functions/svc/fn", {"params": {"x": 1}, "timeout": 2500})
+    assert rec.last() == ("POST", "/v1/api/proj/functions/svc/fn", {"params": {"x": 1}, "timeout": 2500})
     db = api.db("sqlite")
     rec.answers = [(200, {"user": {"id": "u1", "email": "a@b.c"}, "token": "t"})]
     me = await db.sign_up("a@b.c", "Ada", "pw")
     assert (me.user_id, me.token) == ("u1", "t")
-    assert rec.last == ("POST", "/v1/api/proj/auth/sqlite/email/signup",
+    assert rec.last() == ("POST", "/v1/api/proj/auth/sqlite/email/signup",
                         {"email": "a@b.c", "name": "Ada", "pass": "pw", "role": "user"})
     rec.answers = [(200, {"user": {"_id": "u2"}, "token": "t2"})]
     assert (await db.sign_in("a@b.c", "pw")).user_id == "u2"
-    assert rec.last == ("POST", "/v1/api/proj/auth/sqlite/email/signin", {"email": "a@b.c", "pass": "pw"})
+    assert rec.last() == ("POST", "/v1/api/proj/auth/sqlite/email/signin", {"email": "a@b.c", "pass": "pw"})
     rec.answers = [(200, {"user": {"id": "u/1"}})]
     assert await db.profile("u/1") == {"id": "u/1"}
     assert rec.requests[-1].url.raw_path == b"/v1/api/proj/auth/sqlite/profile/u%2F1"
     rec.answers = [(200, {"users": [{"id": "u1"}]})]
     assert await db.profiles() == [{"id": "u1"}]
     await db.edit_profile("u1", name="Bo")
-    assert rec.last == ("PUT", "/v1/api/proj/auth/sqlite/edit_profile/u1", {"update": {"$set": {"name": "Bo"}}})
+    assert rec.last() == ("PUT", "/v1/api/proj/auth/sqlite/edit_profile/u1", {"update": {"$set": {"name": "Bo"}}})
     with pytest.raises(ValueError):
         await db.edit_profile("u1")
 
