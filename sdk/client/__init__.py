@@ -11,20 +11,10 @@
             async for snap in live:
                 print(snap.type, len(snap.docs))
 
-Errors are the project's one tree (`common.errors`): a 403 raises `Forbidden`, a 404 `NotFound`,
-each carrying `status` and the server's `message`. Reference: docs/python-client.md.
+Errors are the project's one tree, exported by `sdk` (`from sdk import Forbidden, NotFound`): a 403
+raises `Forbidden`, a 404 `NotFound`, each carrying `status` and the server's `message`.
+Reference: docs/python-client.md.
 """
-
-from common.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    ServiceUnavailable,
-    SpaceCloudError,
-    Timeout,
-    Unauthorized,
-)
 
 from .api import API
 from .cache import Cache, Feed
@@ -42,27 +32,19 @@ __all__ = [
     "Aggregate",
     "And",
     "AuthResult",
-    "BadRequest",
     "Batch",
     "Cache",
     "Cond",
     "Condition",
-    "Conflict",
     "Delete",
     "Doc",
     "Feed",
-    "Forbidden",
     "Get",
     "Insert",
     "LiveQuery",
-    "NotFound",
     "Or",
-    "ServiceUnavailable",
     "Snapshot",
-    "SpaceCloudError",
     "Subscription",
-    "Timeout",
-    "Unauthorized",
     "Update",
     "Where",
     "and_",

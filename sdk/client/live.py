@@ -79,8 +79,9 @@ class LiveQuery:
 
     def subscribe(self) -> Subscription:
         """A new subscription (not started: `await sub.start()`, `async with sub`, or iterate it)."""
-        return Subscription(self._rt, self.alias, self.collection, self._where, dict(self._options),
-                            timeout=self._timeout, max_pending=self._max_pending)
+        rt = self._rt
+        return Subscription(rt.socket, rt.project, rt.subscriptions, self.alias, self.collection, self._where,
+                            dict(self._options), timeout=self._timeout, max_pending=self._max_pending)
 
     async def __aenter__(self) -> Subscription:
         sub = self.subscribe()

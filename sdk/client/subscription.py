@@ -14,15 +14,13 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from common.errors import ServiceUnavailable, SpaceCloudError, Timeout, from_code
 
 from .cache import Cache, Feed
 from .conditions import Doc
-
-if TYPE_CHECKING:
-    from .live import Realtime
+from .socket import Socket
 
 DEFAULT_MAX_PENDING = 1024
 
@@ -53,12 +51,15 @@ def _refusal(ack: dict[str, Any]) -> SpaceCloudError:
 class Subscription:
     """A running live query. Iterate it for `Snapshot`s; `snapshot` is the current documents."""
 
-    def __init__(self, realtime: Realtime, alias: str, col: str, where: Doc | None, options: Doc, *,
-                 timeout: float, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(self, socket: Socket, project: str, registry: dict[str, Subscription], alias: str, col: str,
+                 where: Doc | None, options: Doc, *, timeout: float, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         self.id = uuid.uuid4().hex
         self.alias = alias
         self.collection = col
-        self._rt = realtime
+        self._socket = socket
+        self._project = project
+        self._registry = registry
+        """Live queries of the socket by id: where `realtime-feed` pushes are routed from."""
         self._where = where
         self._options = options
         self._timeout = timeout
@@ -95,8 +96,8 @@ class Subscription:
         if self._state != "new":
             return
         self._state = "running"
-        socket = self._rt.socket
-        self._rt.subscriptions[self.id] = self
+        socket = self._socket
+        self._registry[self.id] = self
         self._first = asyncio.get_running_loop().create_future()
         socket.add_open_hook(self._on_open)
         if socket.is_open:
@@ -125,13 +126,13 @@ class Subscription:
         options = dict(self._options)
         if self._subscribed:
             options["resumeFrom"] = int(self._cache.max_time)
-        data: Doc = {"id": self.id, "group": self.collection, "dbType": self.alias, "project": self._rt.project,
+        data: Doc = {"id": self.id, "group": self.collection, "dbType": self.alias, "project": self._project,
                      "options": options}
         if self._where is not None:
             data["where"] = self._where
         self._buffer = []
         try:
-            ack = await self._rt.socket.request("realtime-subscribe", data)
+            ack = await self._socket.request("realtime-subscribe", data)
         except ServiceUnavailable:
             return  # the socket closed: its next open subscribes again
         except Timeout as exc:
@@ -141,7 +142,7 @@ class Subscription:
             if self._first is not None and not self._first.done():
                 self._first.set_exception(exc)
             else:
-                await self._rt.socket.drop()  # reconnect, and every live query resumes
+                await self._socket.drop()  # reconnect, and every live query resumes
             return
         if attempt == self._attempt and not self.closed:
             self._on_ack(ack)
@@ -209,8 +210,8 @@ class Subscription:
         if self._state == "closed":
             return
         self._state = "closed"
-        self._rt.socket.remove_open_hook(self._on_open)
-        self._rt.subscriptions.pop(self.id, None)
+        self._socket.remove_open_hook(self._on_open)
+        self._registry.pop(self.id, None)
         if self._first is not None and not self._first.done():
             self._first.cancel()
         for task in list(self._tasks):
@@ -224,7 +225,7 @@ class Subscription:
             return
         subscribed = self._state == "running"
         self._end()
-        socket = self._rt.socket
+        socket = self._socket
         if subscribed and socket.is_open:
             data = {"group": self.collection, "id": self.id, "dbType": self.alias, "options": self._options}
             with contextlib.suppress(SpaceCloudError):

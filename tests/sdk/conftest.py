@@ -173,20 +173,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
     raise RuntimeError(f"the server did not answer within {timeout:.0f} s:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("sdk-server")
-    project = "sdk" + uuid.uuid4().hex[:10]
-    conns = {"sqlite": str(tmp / "sdk.db"), "mongo": f"mongomock://{project}"}
-    missing: dict[str, str] = {}
-    for db in ("postgres", "mysql"):
-        url, why = _probe(db)
-        if url is None:
-            missing[db] = why
-        else:
-            conns[db] = url
-    guarded = unique("guarded")
-    (tmp / "config.yaml").write_text(yaml.safe_dump(_config(project, conns, guarded)))
+@contextlib.contextmanager
+def running_server(config: dict[str, Any], tmp: Path) -> Iterator[tuple[str, Path]]:
+    """`space-cloud run` with `config` (written to `tmp`), its embedded NATS and db worker, on a free
+    port; yields (its URL, its SPACE_CLOUD_HOME); stopped with SIGTERM at the end."""
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
     home = tmp / ".space-cloud"
     server_root = Path(os.environ.get("SPACE_CLOUD_TEST_SERVER_ROOT") or ROOT)
@@ -202,7 +193,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, log)
-        yield Server(url, project, home, {db: ALIASES[db] for db in conns}, missing, guarded)
+        yield url, home
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -210,6 +201,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("sdk-server")
+    project = "sdk" + uuid.uuid4().hex[:10]
+    conns = {"sqlite": str(tmp / "sdk.db"), "mongo": f"mongomock://{project}"}
+    missing: dict[str, str] = {}
+    for db in ("postgres", "mysql"):
+        url, why = _probe(db)
+        if url is None:
+            missing[db] = why
+        else:
+            conns[db] = url
+    guarded = unique("guarded")
+    with running_server(_config(project, conns, guarded), tmp) as (url, home):
+        yield Server(url, project, home, {db: ALIASES[db] for db in conns}, missing, guarded)
 
 
 @dataclass
