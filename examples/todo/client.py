@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sdk import NotFound, ServiceUnavailable, SpaceCloudError
+from sdk import Conflict, NotFound, ServiceUnavailable, SpaceCloudError, Unauthorized
 from sdk.client import API, DB, Subscription, cond
 
 
@@ -36,12 +36,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def sign_in_or_up(db: DB, email: str, password: str, name: str) -> tuple[str, str, str]:
-    """(user id, token, id field of this database); signs up when the email is unknown."""
+    """(user id, token, id field of this database); signs up when the email has no account yet."""
     try:
         me = await db.sign_in(email, password)
         print(f"signed in as {me.user['email']}")
-    except NotFound:
-        me = await db.sign_up(email, name or email.split("@")[0], password)
+    except (NotFound, Unauthorized) as refused:  # the server may not say whether the email is known
+        try:
+            me = await db.sign_up(email, name or email.split("@")[0], password)
+        except Conflict:
+            raise refused from None  # the account exists: the password was wrong
         print(f"signed up as {me.user['email']}")
     return me.user_id, me.token, "_id" if "_id" in me.user else "id"
 

@@ -148,9 +148,10 @@ def _config(project: str, conns: dict[str, str], guarded: str) -> dict[str, Any]
             "ghost": {"functions": {"default": {"rule": {"rule": "allow"}}}},
         },
     }
+    # revealUnknownEmails: an unknown email is a 404 as in Space Cloud (by default the 401 of a wrong password)
+    email = {"enabled": True, "signupRoles": ["user", "editor"], "revealUnknownEmails": True}
     return {"projects": [{"id": project, "secret": SECRET, "modules": {
-        "crud": crud, "auth": {"email": {"enabled": True, "signupRoles": ["user", "editor"]}},
-        "functions": functions}}]}
+        "crud": crud, "auth": {"email": email}, "functions": functions}}]}
 
 
 def _die_with_parent() -> None:
@@ -218,6 +219,35 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     guarded = unique("guarded")
     with running_server(_config(project, conns, guarded), tmp) as (url, home):
         yield Server(url, project, home, {db: ALIASES[db] for db in conns}, missing, guarded)
+
+
+def example_config(tmp: Path) -> dict[str, Any]:
+    """The todo example's config as shipped, on a database file in `tmp`, without the static page."""
+    config: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "todo" / "config.yaml").read_text())
+    config.pop("x-todo-collections", None)
+    modules = config["projects"][0]["modules"]
+    modules["crud"]["db"]["conn"] = str(tmp / "todo.db")
+    modules.pop("static", None)
+    return config
+
+
+@pytest.fixture(scope="session")
+def todo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server with the todo example's config: (URL, SPACE_CLOUD_HOME for its service)."""
+    tmp = tmp_path_factory.mktemp("todo-server")
+    with running_server(example_config(tmp), tmp) as running:
+        yield running
+
+
+@pytest.fixture
+async def todo_service(todo_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """The example's `todo` service (examples/todo/service.py), in this process, on the todo server's NATS."""
+    monkeypatch.setenv("SPACE_CLOUD_HOME", str(todo_server[1]))
+    monkeypatch.delenv("SPACE_CLOUD_NATS", raising=False)
+    from examples.todo.service import mesh
+
+    async with mesh:
+        yield
 
 
 @dataclass
