@@ -90,6 +90,8 @@ class Socket:
                         self._receive(raw)
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 log.debug("socket %s: %s", self.url, exc)
+            except Exception:  # never stop reconnecting because of one bad connection
+                log.exception("socket %s failed", self.url)
             finally:
                 was_open = self._ws is not None
                 self._ws = None

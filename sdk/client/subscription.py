@@ -1,9 +1,13 @@
 """A running live query: its subscribe/re-subscribe cycle over the socket, its cache and its queue.
 
-After a reconnect it subscribes again with `options.resumeFrom` (the largest time seen, feeds and
-acks): an ack `resumed` keeps the cache and the missed changes follow as feeds; any other ack is a
-complete fresh snapshot that replaces the cache. Feeds that arrive while a subscribe awaits its
-ack are held and applied after it.
+After a reconnect it subscribes again with `options.resumeFrom`: the largest time seen (feeds, and
+the ack of a fresh snapshot). An ack `resumed` keeps the cache and the missed changes follow as
+feeds; any other ack is a complete fresh snapshot that replaces the cache. Feeds that arrive while
+a subscribe awaits its ack are held and applied after it.
+
+A replay is sent per document, not in time order, and nothing marks its end: until a change newer
+than the resumed ack arrives (the server sends those behind the replay), the resume point stays
+where the last resume started, so a connection lost in the middle of a replay loses nothing.
 """
 
 from __future__ import annotations
@@ -70,6 +74,10 @@ class Subscription:
         self._error: SpaceCloudError | None = None
         self._state = "new"
         self._subscribed = False
+        self._floor: float | None = None
+        """While a replay may be incomplete: the resume point it started from."""
+        self._live_after = 0.0
+        """The resumed ack's time: a feed newer than this is live, so the replay before it is complete."""
         self._buffer: list[dict[str, Any]] | None = None
         self._attempt = 0
         self._first: asyncio.Future[None] | None = None
@@ -124,8 +132,10 @@ class Subscription:
         self._attempt += 1
         attempt = self._attempt
         options = dict(self._options)
+        resume_from: int | None = None
         if self._subscribed:
-            options["resumeFrom"] = int(self._cache.max_time)
+            resume_from = int(self._cache.max_time if self._floor is None else self._floor)
+            options["resumeFrom"] = resume_from
         data: Doc = {"id": self.id, "group": self.collection, "dbType": self.alias, "project": self._project,
                      "options": options}
         if self._where is not None:
@@ -145,9 +155,9 @@ class Subscription:
                 await self._socket.drop()  # reconnect, and every live query resumes
             return
         if attempt == self._attempt and not self.closed:
-            self._on_ack(ack)
+            self._on_ack(ack, resume_from)
 
-    def _on_ack(self, ack: dict[str, Any]) -> None:
+    def _on_ack(self, ack: dict[str, Any], resume_from: int | None) -> None:
         buffered, self._buffer = self._buffer or [], None
         if not ack.get("ack"):
             error = _refusal(ack)
@@ -157,21 +167,23 @@ class Subscription:
                 self._error = error
             self._end()
             return
-        time = ack.get("time")
-        if not ack.get("resumed"):
+        raw_time = ack.get("time")
+        time = float(raw_time) if isinstance(raw_time, int | float) and not isinstance(raw_time, bool) else 0.0
+        if ack.get("resumed") and resume_from is not None:
+            self.resumes += 1
+            self._floor, self._live_after = float(resume_from), time
+        else:
             if self._subscribed:
                 self.resets += 1
+            self._floor = None
             self._cache.clear()
             for row in ack.get("docs") or []:
                 feed = Feed.from_wire(row)
                 if feed is not None:
                     self._cache.apply(feed)
+            self._cache.seen(time)  # the snapshot is complete as of the ack
             if not self._options.get("changesOnly"):
                 self._push(Snapshot("initial", self._cache.docs()))
-        else:
-            self.resumes += 1
-        if isinstance(time, int | float) and not isinstance(time, bool):
-            self._cache.seen(float(time))
         self._subscribed = True
         if self._first is not None and not self._first.done():
             self._first.set_result(None)
@@ -190,6 +202,8 @@ class Subscription:
         feed = Feed.from_wire(data)
         if feed is None or feed.type == "initial":
             return
+        if self._floor is not None and feed.time > self._live_after:
+            self._floor = None  # a live change: the replay before it has arrived in full
         changed = feed.payload
         if feed.type == "delete":
             changed = self._cache.get(feed.doc_id) or feed.payload or {}
