@@ -137,3 +137,22 @@ def upsert_doc(find: Doc) -> Doc:
         elif key != "$or" and "$eq" in cond:
             set_path(doc, key.split("."), cond["$eq"])
     return doc
+
+
+def written_paths(update: Doc) -> list[str]:
+    """Every document path a (validated) update writes, whatever the operator: `$rename` writes its
+    source and its target. Rules use it to protect fields from every operator at once."""
+    paths: list[str] = []
+    for op, fields in update.items():
+        if not isinstance(fields, dict):
+            continue
+        for field, value in fields.items():
+            paths.append(str(field))
+            if op == "$rename" and isinstance(value, str):
+                paths.append(value)
+    return paths
+
+
+def overlaps(path: str, field: str) -> bool:
+    """Does writing `path` change `field`? (the same, one inside the other: `a` and `a.b` overlap)."""
+    return path == field or path.startswith(field + ".") or field.startswith(path + ".")

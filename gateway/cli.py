@@ -29,11 +29,15 @@ projects:
               rules:              # no rule = deny
                 create: {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.doc.userId}
                 read:   {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.find.userId}
-                update: {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.find.userId}
+                update:
+                  rule: and
+                  clauses:
+                    - {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.find.userId}
+                    - {rule: protected, fields: [userId]}   # owners cannot give todos away
                 delete: {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.find.userId}
-            users:                # email sign-up/sign-in keep their users here
-              rules:
-                read: {rule: authenticated}
+            users:                # email sign-up/sign-in keep profiles here (password hashes live apart)
+              rules:              # each user reads only their own profile (id is `_id` on Mongo)
+                read: {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.find.id}
       auth:
         email: {enabled: true}
         tokenTTL: 604800          # seconds a user token stays valid

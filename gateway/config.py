@@ -40,6 +40,16 @@ DB_TYPES = {
 }
 
 
+USERS = "users"
+"""The collection email sign-up keeps its users in (profiles only: never a password hash)."""
+RESERVED_PREFIX = "_sc_"
+"""Collections whose name starts with this belong to the server; no client request may name one."""
+CREDENTIALS = RESERVED_PREFIX + "credentials"
+"""Where the password hashes of email users live, apart from `users`."""
+USER_FIELDS = ("email", "role", "pass")
+"""Fields of `users` that CRUD requests may never write (sign-up and edit_profile own them)."""
+
+
 class ConfigError(ValueError):
     """The config file cannot be used; the message says where and why."""
 
@@ -77,8 +87,9 @@ class DbConfig:
         return crud_rule(self._placement, col, op)
 
     def realtime_enabled(self, col: str) -> bool:
+        """`isRealtimeEnabled`; on by default, except for `users` (it would push every sign-up)."""
         spec = self.collections.get(col)
-        return True if spec is None else spec.realtime
+        return col != USERS if spec is None else spec.realtime
 
 
 @dataclass
@@ -88,6 +99,11 @@ class AuthConfig:
     email_enabled: bool = False
     signup_roles: list[str] = field(default_factory=lambda: ["user"])
     token_ttl: int = 7 * 24 * 3600
+    reveal_unknown_emails: bool = False
+    """`email.revealUnknownEmails`: answer a sign-in with an unknown email 404 "User not found", as Space
+    Cloud did (it tells anyone which emails have accounts); by default it is the same 401 as a wrong password."""
+    allow_tokens_without_expiry: bool = False
+    """`allowTokensWithoutExpiry`: accept user tokens with no `exp` claim (Space Cloud issued such tokens)."""
 
 
 @dataclass
@@ -259,7 +275,7 @@ def _collection(name: str, spec: Any, where: str) -> CollectionConfig:
     if fields_ is not None and not isinstance(fields_, dict):
         raise ConfigError(f"{where}.fields: must be a mapping of field to type")
     raw = {**spec, "rules": rules}  # one rules dict, seen through `rules` and through `raw`
-    return CollectionConfig(name=name, realtime=bool(spec.get("isRealtimeEnabled", True)), rules=rules,
+    return CollectionConfig(name=name, realtime=bool(spec.get("isRealtimeEnabled", name != USERS)), rules=rules,
                             fields=fields_, raw=raw)
 
 
@@ -340,7 +356,9 @@ def _auth(auth: dict[str, Any], where: str) -> AuthConfig:
     roles = (email or {}).get("signupRoles", ["user"]) if isinstance(email, dict) else ["user"]
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise ConfigError(f"{where}.email.signupRoles: a list of role names")
-    return AuthConfig(email_enabled=enabled, signup_roles=roles, token_ttl=ttl)
+    reveal = isinstance(email, dict) and email.get("revealUnknownEmails") is True
+    return AuthConfig(email_enabled=enabled, signup_roles=roles, token_ttl=ttl, reveal_unknown_emails=reveal,
+                      allow_tokens_without_expiry=auth.get("allowTokensWithoutExpiry") is True)
 
 
 def parse(raw: Any, *, env: dict[str, str] | None = None, base: Path | None = None) -> Config:

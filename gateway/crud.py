@@ -13,7 +13,7 @@ import orjson
 from gateway import dbrequests
 from gateway.core import Core
 from gateway.http import Request
-from gateway.security import Security
+from gateway.security import Security, redact
 
 EMPTY = b"{}"
 
@@ -37,7 +37,7 @@ class Crud:
         req = await self.security.crud(project, db, col, kind, req, claims, token)
         result = await core.db_request(project.id, db.alias, kind, req)
         if kind in ("read", "aggr"):
-            return orjson.dumps({"result": result})
+            return orjson.dumps({"result": redact(col, result)})
         return EMPTY
 
     async def batch(self, request: Request) -> bytes:

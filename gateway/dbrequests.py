@@ -13,8 +13,8 @@ from typing import Any
 from adapters.names import check_collection
 from adapters.query import validate_find, validate_options, validate_pipeline
 from adapters.updates import validate_update
-from common.errors import BadRequest, NotFound
-from gateway.config import DbConfig, ProjectConfig
+from common.errors import BadRequest, Forbidden, NotFound
+from gateway.config import RESERVED_PREFIX, DbConfig, ProjectConfig
 from mesh.messages import DbRequest
 
 OPS = {
@@ -36,9 +36,12 @@ def database(project: ProjectConfig, alias: str) -> DbConfig:
 
 
 def collection(col: Any) -> str:
-    """A valid collection name (400 otherwise)."""
+    """A valid collection name a client may use (400 otherwise; 403 for the server's own collections)."""
     check_collection(col)
-    return str(col)
+    name = str(col)
+    if name.lower().startswith(RESERVED_PREFIX):
+        raise Forbidden(f"collection {name!r} is reserved for the server (names starting with {RESERVED_PREFIX})")
+    return name
 
 
 def _object(body: dict[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:

@@ -78,6 +78,12 @@ class Request:
     def header(self, name: bytes) -> bytes | None:
         return header(self.scope, name)
 
+    @property
+    def client(self) -> str:
+        """The peer's address (what back-off and fairness are keyed by); empty when unknown."""
+        peer = self.scope.get("client")
+        return str(peer[0]) if peer else ""
+
     def bearer_token(self) -> str | None:
         return parse_bearer(header(self.scope, b"authorization"))
 

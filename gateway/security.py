@@ -7,14 +7,17 @@ Transports (HTTP, WebSocket, gRPC) and features call these methods and never eva
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
 import orjson
 
+from adapters.query import validate_find
+from adapters.updates import apply_update, overlaps, upsert_doc, written_paths
 from common.errors import Forbidden, NotFound, Unauthorized
 from gateway import tokens
-from gateway.config import DbConfig, ProjectConfig
+from gateway.config import USER_FIELDS, USERS, DbConfig, ProjectConfig
 from gateway.core import Core
 from gateway.rules import NO_RULE, Decision, evaluate
 from mesh.messages import Auth, DbRequest
@@ -23,6 +26,31 @@ log = logging.getLogger("space_cloud.rules")
 
 FUNCTION_RULE_TIMEOUT = 5.0
 """Seconds a `func` rule's service may take to answer."""
+HIDDEN = {USERS: ("pass",)}
+"""Fields never sent to a client, whatever the rules say (hashes stored by earlier versions in `users`)."""
+
+
+def redact(col: str, value: Any) -> Any:
+    """`value` (a document or a list of them) without the fields of `col` that never leave the server."""
+    hidden = HIDDEN.get(col)
+    if not hidden:
+        return value
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in hidden}
+    if isinstance(value, list):
+        return [redact(col, v) for v in value]
+    return value
+
+
+def _mentions(value: Any, name: str) -> bool:
+    """Does a pipeline (or any JSON value) name the field `name` (as a `$name` path, a key, or a value)?"""
+    if isinstance(value, str):
+        return value == name or value.lstrip("$").split(".")[0] == name
+    if isinstance(value, dict):
+        return any(_mentions(k, name) or _mentions(v, name) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_mentions(v, name) for v in value)
+    return False
 
 
 class CoreRuleContext:
@@ -65,7 +93,8 @@ class Security:
         """Claims of the caller's token; None without one; a present but invalid token is a 401."""
         if not token:
             return None
-        return tokens.verify(token, secret=project.secret, project=project.id)
+        return tokens.verify(token, secret=project.secret, project=project.id,
+                             require_exp=not project.auth.allow_tokens_without_expiry)
 
     async def _decide(self, project: ProjectConfig, rule: dict[str, Any] | None, args: dict[str, Any]) -> Decision:
         return await evaluate(rule, args, CoreRuleContext(self.core, project.id))
@@ -87,10 +116,40 @@ class Security:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("allowed %s (%s)", where, " > ".join(decision.explain))
 
+    @staticmethod
+    def _users_guard(project: ProjectConfig, col: str, kind: str, req: DbRequest) -> None:
+        """What no rule can allow on the `users` of email auth: creating users outside sign-up, writing the
+        fields sign-up and edit_profile own, and reading a password hash."""
+        if col != USERS or not project.auth.email_enabled:
+            return
+        if kind == "create":
+            raise Forbidden("users are created by sign-up (/auth/<db>/email/signup), not through CRUD")
+        if kind == "update" and req.update is not None:
+            for path in written_paths(req.update):
+                for field in USER_FIELDS:
+                    if overlaps(path, field):
+                        raise Forbidden(f"`{field}` of a user changes only through edit_profile")
+        hidden = HIDDEN[USERS]
+        if (kind == "aggr" and any(_mentions(req.pipe, f) for f in hidden)) or \
+                (kind == "read" and req.options.get("distinct") in hidden):
+            raise Forbidden("a password hash never leaves the server")
+
+    async def _upsert_creates(self, project: ProjectConfig, db: DbConfig, col: str, req: DbRequest,
+                              claims: Auth, token: str | None) -> None:
+        """An upsert may insert: the document it would insert must pass the create rule too."""
+        doc = apply_update(upsert_doc(validate_find(req.find)), req.update or {})
+        args = {"op": "one", "auth": claims, "token": token, "doc": copy.deepcopy(doc)}
+        await self._authorize(project, db.rule(col, "create"), args, where=f"upsert (create) on {db.alias}/{col}",
+                              no_rule_status=401)
+
     async def crud(self, project: ProjectConfig, db: DbConfig, col: str, kind: str, req: DbRequest,
-                   claims: Auth, token: str | None) -> DbRequest:
+                   claims: Auth, token: str | None, *, profile_edit: bool = False) -> DbRequest:
         """CRUD rules (collection, then `default`; no rule = deny, 401 as Space Cloud). Returns the request
-        as the rules left it (`force`/`remove` change it); `create` is decided per document."""
+        as the rules left it (`force`/`remove` change it); `create` is decided per document, an upsert by
+        the update rule and (for what it may insert) the create rule. `profile_edit`: the users feature's
+        own edit of the fields it owns."""
+        if not profile_edit:
+            self._users_guard(project, col, kind, req)
         rule = db.rule(col, kind)
         where = f"{kind} on {db.alias}/{col}"
         if kind == "create":
@@ -103,6 +162,9 @@ class Security:
             return DbRequest(col=req.col, op=req.op, doc=checked if many else checked[0])
         args = _request_args(kind, req, claims, token)
         await self._authorize(project, rule, args, where=where, no_rule_status=401)
+        if kind == "update" and req.op == "upsert":
+            upsert = DbRequest(col=req.col, op=req.op, find=args.get("find") or {}, update=args.get("update") or {})
+            await self._upsert_creates(project, db, col, upsert, claims, token)
         if kind == "aggr":
             return DbRequest(col=req.col, op=req.op, pipe=args.get("pipeline") or [])
         return DbRequest(col=req.col, op=req.op, find=args.get("find") or {}, doc=req.doc,

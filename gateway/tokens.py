@@ -27,14 +27,14 @@ def issue(claims: dict[str, Any], *, secret: str, project: str, ttl: int) -> str
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
-def verify(token: str, *, secret: str, project: str) -> dict[str, Any]:
+def verify(token: str, *, secret: str, project: str, require_exp: bool = True) -> dict[str, Any]:
     """Claims of a valid token for `project`; `Unauthorized` otherwise.
 
-    Tokens without `exp` (as Space Cloud issued them) are accepted; one that names another
-    project is not.
+    A token must expire (`exp`) unless `require_exp` is off (the project's `allowTokensWithoutExpiry`,
+    for tokens Space Cloud issued); one that names another project is refused.
     """
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": []})
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp"] if require_exp else []})
     except jwt.PyJWTError:
         raise Unauthorized(INVALID) from None
     if not isinstance(claims, dict):

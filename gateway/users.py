@@ -1,14 +1,22 @@
-"""Email users (Space Cloud §6): sign-up, sign-in, profiles, edit profile. Users live in `users`."""
+"""Email users (Space Cloud §6): sign-up, sign-in, profiles, edit profile.
+
+Profiles (id, email, name, role) live in the `users` collection, which rules govern like any other.
+Password hashes live apart, in the reserved `_sc_credentials` collection (keyed by a hash of the
+email, so an email is claimed atomically on every database), which no client request can name: a hash
+never leaves the server, whatever the rules say. Users stored by earlier versions with `pass` inside
+`users` are moved over at their next sign-in.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from typing import Any
 
 from common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from gateway import tokens
-from gateway.config import ProjectConfig
+from gateway.config import CREDENTIALS, USERS, ProjectConfig
 from gateway.core import Core
 from gateway.dbrequests import database
 from gateway.http import Request
@@ -16,15 +24,22 @@ from gateway.passwords import FailedSignIns, Passwords
 from gateway.security import Security
 from mesh.messages import DbRequest
 
-USERS = "users"
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 USER_NAMESPACE = uuid.UUID("0b5e9a8e-6d1c-4b7e-9a59-2f1d3c4e5a60")
+CREDENTIAL_NAMESPACE = uuid.UUID("5f0c2a7e-3b8d-4c1a-9e6f-7d2b1a0c9e84")
+BAD_CREDENTIALS = "Given credentials are not correct"
+TAKEN = "User with provided email already exists"
 
 
 def user_id(email: str) -> str:
     """Ids are derived from the normalised email, so a duplicate sign-up collides on the primary key
     (atomically, on every database and across gateways) and is a 409."""
     return uuid.uuid5(USER_NAMESPACE, email).hex
+
+
+def credential_key(email: str) -> str:
+    """The primary key of an email's credentials: one row per email, so claiming one is atomic."""
+    return uuid.uuid5(CREDENTIAL_NAMESPACE, email).hex
 
 
 def normalise_email(value: Any) -> str:
@@ -67,7 +82,8 @@ class Users:
     async def _db(self, project: ProjectConfig, alias: str, kind: str, req: DbRequest) -> Any:
         return await self.core.db_request(project.id, alias, kind, req)
 
-    async def signup(self, project_id: str, alias: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def signup(self, project_id: str, alias: str, body: dict[str, Any], *, client: str = ""
+                     ) -> dict[str, Any]:
         project, id_field = self._project(project_id, alias)
         raw_email, name, password = _strings(body, "email", "name", "pass")
         role = body.get("role", "user")
@@ -80,28 +96,62 @@ class Users:
         if role not in allowed:
             raise Forbidden(f"role {role!r} cannot be chosen at sign-up (allowed: {', '.join(map(str, allowed))})")
         user = {id_field: user_id(email), "email": email, "name": name, "role": role}
-        stored = {**user, "pass": await self.passwords.hash(password)}
+        secret = {id_field: credential_key(email), "userId": user[id_field],
+                  "hash": await self.passwords.hash(password, client=client)}
+        batch = DbRequest(reqs=[{"type": "create", "col": USERS, "op": "one", "doc": user},
+                                {"type": "create", "col": CREDENTIALS, "op": "one", "doc": secret}])
         try:
-            await self._db(project, alias, "create", DbRequest(col=USERS, op="one", doc=stored))
+            await self._db(project, alias, "batch", batch)
         except Conflict:
-            raise Conflict("User with provided email already exists") from None
+            raise Conflict(TAKEN) from None
         return {"user": user, "token": self._token(project, user, id_field)}
 
-    async def signin(self, project_id: str, alias: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _credentials(self, project: ProjectConfig, alias: str, id_field: str, email: str
+                           ) -> dict[str, Any] | None:
+        """The email's credentials; users of earlier versions (hash inside `users`) are moved over first."""
+        try:
+            found: dict[str, Any] = await self._db(project, alias, "read", DbRequest(
+                col=CREDENTIALS, op="one", find={id_field: credential_key(email)}))
+            return found
+        except NotFound:
+            pass
+        try:
+            legacy = await self._db(project, alias, "read", DbRequest(col=USERS, op="one", find={"email": email}))
+        except NotFound:
+            return None
+        if not isinstance(legacy, dict) or not isinstance(legacy.get("pass"), str):
+            return None
+        secret = {id_field: credential_key(email), "userId": legacy[id_field], "hash": legacy["pass"]}
+        with contextlib.suppress(Conflict):
+            await self._db(project, alias, "batch", DbRequest(reqs=[
+                {"type": "create", "col": CREDENTIALS, "op": "one", "doc": secret},
+                {"type": "update", "col": USERS, "op": "one", "find": {id_field: legacy[id_field]},
+                 "update": {"$unset": {"pass": ""}}},
+            ]))
+        return secret
+
+    async def signin(self, project_id: str, alias: str, body: dict[str, Any], *, client: str = ""
+                     ) -> dict[str, Any]:
         project, id_field = self._project(project_id, alias)
         raw_email, password = _strings(body, "email", "pass")
         email = normalise_email(raw_email)
-        self.failures.check(email)
-        try:
-            user = await self._db(project, alias, "read", DbRequest(col=USERS, op="one", find={"email": email}))
-        except NotFound:
-            self.failures.failed(email)
-            raise NotFound("User not found") from None
-        stored = user.get("pass") if isinstance(user, dict) else None
-        if not isinstance(stored, str) or not await self.passwords.verify(stored, password):
-            self.failures.failed(email)
-            raise Unauthorized("Given credentials are not correct")
-        self.failures.succeeded(email)
+        self.failures.check(email, client)
+        secret = await self._credentials(project, alias, id_field, email)
+        stored = secret.get("hash") if secret else None
+        ok = await self.passwords.verify(stored if isinstance(stored, str) else None, password, client=client)
+        user = None
+        if ok and secret is not None:
+            try:
+                user = await self._db(project, alias, "read",
+                                      DbRequest(col=USERS, op="one", find={id_field: secret.get("userId")}))
+            except NotFound:
+                user = None
+        if not isinstance(user, dict):
+            self.failures.failed(email, client)
+            if secret is None and project.auth.reveal_unknown_emails:
+                raise NotFound("User not found")
+            raise Unauthorized(BAD_CREDENTIALS)
+        self.failures.succeeded(email, client)
         return {"user": public(user), "token": self._token(project, user, id_field)}
 
     async def _read_rule(self, project: ProjectConfig, alias: str, op: str, find: dict[str, Any],
@@ -143,23 +193,41 @@ class Users:
             raise BadRequest(f"only email, name and pass can be edited (got {', '.join(sorted(unknown))})")
         if not changes:
             raise BadRequest("nothing to change: give email, name or pass")
-        if "email" in changes:
-            changes["email"] = normalise_email(changes["email"])
-            try:
-                other = await self._db(project, alias, "read",
-                                       DbRequest(col=USERS, op="one", find={"email": changes["email"]}))
-                if other.get(id_field) != uid:
-                    raise Conflict("User with provided email already exists")
-            except NotFound:
-                pass
         db = database(project, alias)
         req = DbRequest(col=USERS, op="one", find={id_field: uid}, update={"$set": dict(changes)})
-        req = await self.security.crud(project, db, USERS, "update", req, self.security.claims(project, token), token)
-        if "pass" in changes and req.update is not None:
-            req.update.setdefault("$set", {})["pass"] = await self.passwords.hash(changes["pass"])
+        req = await self.security.crud(project, db, USERS, "update", req, self.security.claims(project, token), token,
+                                       profile_edit=True)
         try:
-            await self._db(project, alias, "update", req)
-            user = await self._db(project, alias, "read", DbRequest(col=USERS, op="one", find=req.find))
+            current = await self._db(project, alias, "read", DbRequest(col=USERS, op="one", find=req.find))
+        except NotFound:
+            raise NotFound("User not found") from None
+        old_email = str(current.get("email") or "")
+        new_email = normalise_email(changes["email"]) if "email" in changes else old_email
+        secret = await self._credentials(project, alias, id_field, old_email) if old_email else None
+        profile = {k: v for k, v in changes.items() if k != "pass"}
+        if "email" in profile:
+            profile["email"] = new_email
+        reqs: list[dict[str, Any]] = []
+        if profile:
+            reqs.append({"type": "update", "col": USERS, "op": "one", "find": {id_field: current[id_field]},
+                         "update": {"$set": profile}})
+        hashed = await self.passwords.hash(changes["pass"]) if "pass" in changes else None
+        if new_email != old_email:
+            stored = hashed or (secret or {}).get("hash")
+            reqs.append({"type": "create", "col": CREDENTIALS, "op": "one", "doc": {
+                id_field: credential_key(new_email), "userId": current[id_field], "hash": stored}})
+            if secret is not None:
+                reqs.append({"type": "delete", "col": CREDENTIALS, "op": "all",
+                             "find": {id_field: credential_key(old_email)}})
+        elif hashed is not None:
+            reqs.append({"type": "update", "col": CREDENTIALS, "op": "upsert",
+                         "find": {id_field: credential_key(old_email)},
+                         "update": {"$set": {"hash": hashed, "userId": current[id_field]}}})
+        try:
+            await self._db(project, alias, "batch", DbRequest(reqs=reqs))
+            user = await self._db(project, alias, "read", DbRequest(col=USERS, op="one", find={id_field: uid}))
+        except Conflict:
+            raise Conflict(TAKEN) from None
         except NotFound:
             raise NotFound("User not found") from None
         return {"user": public(user)}
@@ -168,11 +236,13 @@ class Users:
 
     async def http_signup(self, request: Request) -> dict[str, Any]:
         p = request.params
-        return await self.signup(p["project"], p["alias"], await request.json(self.core.settings.max_body_bytes))
+        body = await request.json(self.core.settings.max_body_bytes)
+        return await self.signup(p["project"], p["alias"], body, client=request.client)
 
     async def http_signin(self, request: Request) -> dict[str, Any]:
         p = request.params
-        return await self.signin(p["project"], p["alias"], await request.json(self.core.settings.max_body_bytes))
+        body = await request.json(self.core.settings.max_body_bytes)
+        return await self.signin(p["project"], p["alias"], body, client=request.client)
 
     async def http_profile(self, request: Request) -> dict[str, Any]:
         p = request.params

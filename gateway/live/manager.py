@@ -23,7 +23,7 @@ from adapters.query import matches
 from common.errors import BadRequest, SpaceCloudError
 from gateway import dbrequests
 from gateway.core import Core
-from gateway.security import Security
+from gateway.security import Security, redact
 from mesh import subjects
 from mesh.messages import ChangeEvent, DbRequest
 
@@ -168,12 +168,12 @@ class LiveQueries:
             ev: Event | None = later.pop(did, None)
             if ev is not None and ev.version > version:
                 if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc):
-                    docs.append(feed(qid, did, "initial", ev.doc, feed_time(ev.version), col, alias))
+                    docs.append(feed(qid, did, "initial", redact(col, ev.doc), feed_time(ev.version), col, alias))
                 continue
-            docs.append(feed(qid, did, "initial", row, feed_time(version), col, alias))
+            docs.append(feed(qid, did, "initial", redact(col, row), feed_time(version), col, alias))
         for did, ev in later.items():
             if ev.now and ev.doc is not None and await self._allowed(sub, f, ev.doc):
-                docs.append(feed(qid, did, "initial", ev.doc, feed_time(ev.version), col, alias))
+                docs.append(feed(qid, did, "initial", redact(col, ev.doc), feed_time(ev.version), col, alias))
         ack["docs"] = docs
         client.reply(req_id, "realtime-subscribe", ack)
 
@@ -259,7 +259,8 @@ class LiveQueries:
     def _payload(f: Feed, kind: Kind, ev: Event) -> dict[str, Any]:
         if kind == "delete" or ev.doc is None:
             return {f.id_field: ev.doc[f.id_field] if ev.doc else ev.id}
-        return ev.doc
+        payload: dict[str, Any] = redact(f.col, ev.doc)
+        return payload
 
     async def _send(self, sub: Subscriber, f: Feed, did: str, kind: Kind, ev: Event) -> None:
         if kind != "delete" and not await self._allowed(sub, f, ev.doc or {}):

@@ -1,10 +1,11 @@
-"""Rules that reach outside or change the request: ``query``, ``func``, ``force``, ``remove``."""
+"""Rules that reach outside or change the request: ``query``, ``func``, ``force``, ``remove``, ``protected``."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+from adapters.updates import overlaps, written_paths
 from gateway.rules.frame import INVALID_RULE, UNRESOLVED, Frame, Outcome, RuleError
 from gateway.rules.variables import MISSING, Path, VariableSyntaxError, looks_like_ref, operand, parse
 
@@ -15,6 +16,7 @@ QUERY_OPERATOR = "Auth: A value read by the query rule contains an operator"
 FUNC_NO_ACK = "Auth: The function rule did not acknowledge the request"
 FUNC_FAILED = "Auth: The function rule could not be evaluated"
 FORCE_FAILED = "Auth: The force rule could not set its field"
+PROTECTED_FIELD = "Auth: A protected field may not change"
 
 
 class _Refused(Exception):
@@ -154,4 +156,30 @@ async def remove_rule(rule: dict[str, Any], args: dict[str, Any], frame: Frame) 
             node = node.get(name) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(names[-1], None)
+    return frame.passed(rule)
+
+
+def protected_fields(value: Any) -> list[str] | None:
+    """The document paths of a ``protected`` rule (``fields: [userId, profile.role]``), or None if malformed."""
+    if not isinstance(value, list) or not value:
+        return None
+    if not all(isinstance(f, str) and f and not f.startswith(("$", "args.")) for f in value):
+        return None
+    return list(value)
+
+
+async def protected_rule(rule: dict[str, Any], args: dict[str, Any], frame: Frame) -> Outcome:
+    """``{"rule": "protected", "fields": [...]}``: an update may not write these document paths with any
+    operator (``$set``, ``$inc``, ``$rename`` source or target, ``$unset``, ``$push``...), nor a path inside
+    or around them (``role.x``, or ``profile`` for ``profile.role``). Passes for anything but an update."""
+    fields = protected_fields(rule.get("fields"))
+    if fields is None:
+        raise RuleError(f"{INVALID_RULE}: 'fields' must be a non-empty list of document paths", frame.here(rule))
+    update = args.get("update")
+    if not isinstance(update, dict):
+        return frame.passed(rule)
+    for path in written_paths(update):
+        for field in fields:
+            if overlaps(path, field):
+                return frame.failed(rule, f"{PROTECTED_FIELD}: {field}")
     return frame.passed(rule)

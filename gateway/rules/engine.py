@@ -10,7 +10,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.rules.actions import force_rule, func_rule, query_rule, remove_rule
+from gateway.rules.actions import force_rule, func_rule, protected_rule, query_rule, remove_rule
 from gateway.rules.frame import (
     DENIED,
     INCORRECT_TYPE,
@@ -138,6 +138,7 @@ HANDLERS: dict[str, Handler] = {
     "func": func_rule,
     "force": force_rule,
     "remove": remove_rule,
+    "protected": protected_rule,
 }
 
 

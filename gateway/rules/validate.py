@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.rules.actions import settable_path
+from gateway.rules.actions import protected_fields, settable_path
 from gateway.rules.match import ALL_OPS, OPS, Mismatch, compare
 from gateway.rules.variables import VariableSyntaxError, looks_like_ref, parse
 
-RULE_TYPES = ("allow", "deny", "authenticated", "match", "and", "or", "query", "func", "force", "remove")
+RULE_TYPES = ("allow", "deny", "authenticated", "match", "and", "or", "query", "func", "force", "remove", "protected")
 
 
 def _refs(value: Any, where: str, problems: list[str]) -> None:
@@ -109,6 +109,9 @@ def _check(rule: Any, where: str, depth: int, max_depth: int, problems: list[str
         else:
             for index, item in enumerate(fields):
                 _target(item, f"{where}.fields[{index}]", problems)
+    elif name == "protected":
+        if protected_fields(rule.get("fields")) is None:
+            problems.append(f"{where}: protected needs a non-empty 'fields' list of document paths (like userId)")
 
 
 def validate_rule(rule: Any, path: str = "", *, max_depth: int = 16) -> list[str]:

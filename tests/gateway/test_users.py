@@ -58,7 +58,7 @@ async def test_signup_signin_profile_edit(st: Stack) -> None:
     r = await st.http.post(auth_url(st, "email/signin"), json={"email": addr, "pass": "wrong"})
     assert r.status_code == 401 and r.json() == {"error": "Given credentials are not correct"}
     r = await st.http.post(auth_url(st, "email/signin"), json={"email": "nobody@example.com", "pass": "x"})
-    assert r.status_code == 404 and r.json() == {"error": "User not found"}
+    assert r.status_code == 401 and r.json() == {"error": "Given credentials are not correct"}  # no enumeration
     r = await st.http.post(auth_url(st, "email/signin"), json={"email": addr, "pass": "s3cret!"})
     assert r.status_code == 200
     token = r.json()["token"]
@@ -120,6 +120,12 @@ async def test_repeated_failures_are_slowed_down(tmp_path: Path, nats_url: str) 
         assert codes[:3] == [401, 401, 401] and 429 in codes[3:]
         r = await st.http.post(auth_url(st, "email/signin"), json={"email": addr, "pass": "right"})
         assert r.status_code == 429 and "retry" in r.json()["error"]
+
+
+async def test_unknown_emails_are_revealed_only_when_asked(tmp_path: Path, nats_url: str) -> None:
+    async with stack("sqlite", tmp_path, nats_url, auth={"email": {"enabled": True, "revealUnknownEmails": True}}) as st:
+        r = await st.http.post(auth_url(st, "email/signin"), json={"email": "nobody@example.com", "pass": "x"})
+        assert r.status_code == 404 and r.json() == {"error": "User not found"}
 
 
 def test_backoff_grows_and_clears() -> None:
