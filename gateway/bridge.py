@@ -1,4 +1,5 @@
-"""Services registered over the WebSocket (`service-register`), bridged into the NATS mesh.
+"""Services registered over the WebSocket (`service-register`) or gRPC's `Service` stream, bridged into
+the NATS mesh.
 
 Each registration is its own micro-service instance in the service's queue group, so a Node
 service on a socket and a Python instance share calls, and discovery lists both. Calls are
@@ -16,7 +17,7 @@ from typing import Any
 from common.errors import InternalError, ServiceUnavailable, Timeout
 from gateway.core import Core
 from gateway.security import Security
-from gateway.ws import Client
+from gateway.peer import Peer
 from mesh import subjects
 from mesh.messages import Auth
 from mesh.service import FunctionService
@@ -27,7 +28,7 @@ log = logging.getLogger("space_cloud.bridge")
 class SocketService:
     """One service registered by one socket."""
 
-    def __init__(self, core: Core, client: Client, project: str, name: str) -> None:
+    def __init__(self, core: Core, client: Peer, project: str, name: str) -> None:
         self.core = core
         self.client = client
         self.project = project
@@ -39,7 +40,7 @@ class SocketService:
             name=name,
             any_function=self.invoke,
             max_concurrency=core.settings.socket_service_concurrency,
-            metadata={"kind": "websocket"},
+            metadata={"kind": client.kind},
         )
 
     async def invoke(self, func: str, params: Any, auth: Auth) -> Any:
@@ -83,7 +84,7 @@ class Bridge:
         self.security = security
         self._by_client: dict[str, dict[str, SocketService]] = {}
 
-    async def on_register(self, client: Client, req_id: str, data: dict[str, Any]) -> None:
+    async def on_register(self, client: Peer, req_id: str, data: dict[str, Any]) -> None:
         project_id = client.project_of(data)
         project = self.core.project(project_id)
         service = data.get("service")
@@ -100,10 +101,10 @@ class Bridge:
                 self._by_client.pop(client.id, None)
                 return
             mine[service] = svc
-            log.info("service %s registered over websocket %s", service, client.id)
+            log.info("service %s registered over %s %s", service, client.kind, client.id)
         client.reply(req_id, "service-register", {"ack": True})
 
-    async def on_reply(self, client: Client, req_id: str, data: dict[str, Any]) -> None:
+    async def on_reply(self, client: Peer, req_id: str, data: dict[str, Any]) -> None:
         call_id = data.get("id")
         if not isinstance(call_id, str):
             return
@@ -111,7 +112,7 @@ class Bridge:
             if svc.answer(call_id, data):
                 return
 
-    async def on_close(self, client: Client) -> None:
+    async def on_close(self, client: Peer) -> None:
         for svc in self._by_client.pop(client.id, {}).values():
             await svc.stop()
 

@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from common.errors import BadRequest, SpaceCloudError
 
 from .http import Send
+from .peer import FeedFrame
 
 log = logging.getLogger("space_cloud.ws")
 
@@ -32,6 +33,10 @@ CloseHook = Callable[["Client"], Awaitable[None]]
 
 
 class Client:
+    """One WebSocket (a `gateway.peer.Peer`)."""
+
+    kind = "websocket"
+
     def __init__(self, ws: WebSocket, asgi_send: Send, *, project: str | None, max_queue: int) -> None:
         self.ws = ws
         self._asgi_send = asgi_send
@@ -59,6 +64,10 @@ class Client:
         else:
             self._queue.append(text)
         self._wake.set()
+
+    def send_feed(self, qid: str, frame: FeedFrame) -> None:
+        """A live-query change: the frame's text is made once for all the sockets of that query."""
+        self.send_text(frame.ws_text(qid))
 
     def close(self, code: int, reason: str) -> None:
         """Send what is queued, then close the socket."""

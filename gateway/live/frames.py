@@ -44,3 +44,25 @@ def feed_text(qid: str, tail: str) -> str:
 
 def feed(qid: str, did: str, kind: str, payload: Any, t: int, col: str, alias: str) -> dict[str, Any]:
     return {"id": qid, "docId": did, "type": kind, "payload": payload, "time": t, "group": col, "dbType": alias}
+
+
+class SharedFeed:
+    """One change of one live query for all its subscribers (a `gateway.peer.FeedFrame`): each transport's
+    encoding is made once, on first use, whatever the number of sockets and streams."""
+
+    __slots__ = ("_json", "_tail", "db_type", "doc_id", "group", "kind", "payload", "time")
+
+    def __init__(self, did: str, kind: str, payload: Any, t: int, col: str, alias: str) -> None:
+        self.doc_id, self.kind, self.payload, self.time, self.group, self.db_type = did, kind, payload, t, col, alias
+        self._tail: str | None = None
+        self._json: bytes | None = None
+
+    def ws_text(self, qid: str) -> str:
+        if self._tail is None:
+            self._tail = feed_tail(self.doc_id, self.kind, self.payload, self.time, self.group, self.db_type)
+        return feed_text(qid, self._tail)
+
+    def payload_json(self) -> bytes:
+        if self._json is None:
+            self._json = orjson.dumps(self.payload)
+        return self._json

@@ -27,8 +27,8 @@ from gateway.security import Security, redact
 from mesh import subjects
 from mesh.messages import ChangeEvent, DbRequest
 
-from ..ws import Client
-from .frames import doc_id, feed, feed_tail, feed_text, feed_time
+from ..peer import Peer
+from .frames import SharedFeed, doc_id, feed, feed_time
 from .query import Event, Kind, SharedQuery, Subscriber, coalesce
 from .stream import ChangeStream
 
@@ -60,7 +60,7 @@ class LiveQueries:
 
     # -- WebSocket handlers -------------------------------------------------------------------
 
-    async def on_subscribe(self, client: Client, req_id: str, data: dict[str, Any]) -> None:
+    async def on_subscribe(self, client: Peer, req_id: str, data: dict[str, Any]) -> None:
         qid, col = data.get("id"), data.get("group")
         if not isinstance(qid, str) or not qid:
             client.reply(req_id, "realtime-subscribe", _nack(qid, col, "`id` (the live query id) is required"))
@@ -78,13 +78,13 @@ class LiveQueries:
                 if not self.by_client.get(client.id):
                     self.by_client.pop(client.id, None)
 
-    async def on_unsubscribe(self, client: Client, req_id: str, data: dict[str, Any]) -> None:
+    async def on_unsubscribe(self, client: Peer, req_id: str, data: dict[str, Any]) -> None:
         qid = data.get("id")
         if isinstance(qid, str):
             await self._remove(client, qid)
         client.reply(req_id, "realtime-unsubscribe", {"group": data.get("group"), "id": qid, "ack": True})
 
-    async def on_close(self, client: Client) -> None:
+    async def on_close(self, client: Peer) -> None:
         for qid in list(self.by_client.get(client.id, {})):
             await self._remove(client, qid)
         self.by_client.pop(client.id, None)
@@ -99,7 +99,7 @@ class LiveQueries:
 
     # -- subscribe ------------------------------------------------------------------------------
 
-    async def _subscribe(self, client: Client, req_id: str, qid: str, data: dict[str, Any]) -> None:
+    async def _subscribe(self, client: Peer, req_id: str, qid: str, data: dict[str, Any]) -> None:
         project = self.core.project(client.project_of(data))
         alias, col = data.get("dbType"), data.get("group")
         if not isinstance(alias, str):
@@ -206,7 +206,7 @@ class LiveQueries:
         await asyncio.shield(f.ready)
         return f
 
-    async def _remove(self, client: Client, qid: str) -> None:
+    async def _remove(self, client: Peer, qid: str) -> None:
         query = self.by_client.get(client.id, {}).pop(qid, None)
         if query is None:
             return
@@ -242,7 +242,7 @@ class LiveQueries:
                 continue
             event, kind = result
             cache: dict[str, bool] = {}
-            tail = None
+            frame = None
             for sub in list(query.subscribers.values()):
                 if sub.syncing is not None:
                     sub.syncing.append(event)
@@ -251,9 +251,9 @@ class LiveQueries:
                     continue
                 if kind != "delete" and not await self._allowed(sub, f, event.doc or {}, cache):
                     continue
-                if tail is None:
-                    tail = feed_tail(did, kind, self._payload(f, kind, event), feed_time(version), f.col, f.alias)
-                sub.client.send_text(feed_text(sub.qid, tail))
+                if frame is None:
+                    frame = SharedFeed(did, kind, self._payload(f, kind, event), feed_time(version), f.col, f.alias)
+                sub.client.send_feed(sub.qid, frame)
 
     @staticmethod
     def _payload(f: Feed, kind: Kind, ev: Event) -> dict[str, Any]:
@@ -266,7 +266,7 @@ class LiveQueries:
         if kind != "delete" and not await self._allowed(sub, f, ev.doc or {}):
             return
         payload = self._payload(f, kind, ev)
-        sub.client.push("realtime-feed", feed(sub.qid, did, kind, payload, feed_time(ev.version), f.col, f.alias))
+        sub.client.send_feed(sub.qid, SharedFeed(did, kind, payload, feed_time(ev.version), f.col, f.alias))
 
     async def _allowed(self, sub: Subscriber, f: Feed, doc: dict[str, Any], cache: dict[str, bool] | None = None
                        ) -> bool:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from adapters.query import matches
 
-from ..ws import Client
+from ..peer import Peer
 
 Kind = Literal["insert", "update", "delete"]
 OTHERS_CAP = 10_000
@@ -32,7 +32,7 @@ class Event:
 
 @dataclass(eq=False)
 class Subscriber:
-    client: Client
+    client: Peer
     qid: str
     claims: dict[str, Any] | None
     token: str | None
