@@ -1,7 +1,8 @@
 """Space Cloud's CRUD API over HTTP: `POST /v1/api/<project>/crud/<alias>/<col>/<op>` and `/crud/<alias>/batch`.
 
 Bodies become `DbRequest`s in `gateway.dbrequests`, rules run in `gateway.security` (per document for
-`create`, per sub-request for a batch), then the worker does the work in one NATS request.
+`create`, per sub-request for a batch), then the worker does the work in one NATS request. `run` and
+`run_batch` are that path for every transport (gRPC calls them too).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import orjson
 
 from gateway import dbrequests
+from gateway.config import DbConfig, ProjectConfig
 from gateway.core import Core
 from gateway.http import Request
 from gateway.security import Security, redact
@@ -29,16 +31,22 @@ class Crud:
         project = core.project(params["project"])
         db = dbrequests.database(project, params["alias"])
         body = await request.json(core.settings.max_body_bytes)
-        token = request.bearer_token()
-        claims = self.security.claims(project, token)
         kind = params["kind"]
-        col = dbrequests.collection(params["col"])
+        result = await self.run(project, db, params["col"], kind, body, request.bearer_token())
+        if kind in ("read", "aggr"):
+            return orjson.dumps({"result": result})
+        return EMPTY
+
+    async def run(self, project: ProjectConfig, db: DbConfig, col: str, kind: str, body: dict[str, Any],
+                  token: str | None) -> Any:
+        """One CRUD request, whatever the transport (HTTP here, gRPC): validated, authorized, run.
+        The result of a read or an aggregation (what never leaves the server taken out); None for a write."""
+        claims = self.security.claims(project, token)
+        col = dbrequests.collection(col)
         req = dbrequests.build(kind, col, body, db.id_field)
         req = await self.security.crud(project, db, col, kind, req, claims, token)
-        result = await core.db_request(project.id, db.alias, kind, req)
-        if kind in ("read", "aggr"):
-            return orjson.dumps({"result": redact(col, result)})
-        return EMPTY
+        result = await self.core.db_request(project.id, db.alias, kind, req)
+        return redact(col, result) if kind in ("read", "aggr") else None
 
     async def batch(self, request: Request) -> bytes:
         """`/crud/<alias>/batch`: every sub-request is validated and authorized before any runs, in one transaction."""
@@ -46,10 +54,13 @@ class Crud:
         project = core.project(params["project"])
         db = dbrequests.database(project, params["alias"])
         body: dict[str, Any] = await request.json(core.settings.max_body_bytes)
-        token = request.bearer_token()
+        await self.run_batch(project, db, body, request.bearer_token())
+        return EMPTY
+
+    async def run_batch(self, project: ProjectConfig, db: DbConfig, body: dict[str, Any], token: str | None) -> None:
+        """A batch, whatever the transport: every sub-request validated and authorized before any runs."""
         claims = self.security.claims(project, token)
         checked = []
         for kind, req in dbrequests.batch(body, db.id_field):
             checked.append((kind, await self.security.crud(project, db, req.col, kind, req, claims, token)))
-        await core.db_request(project.id, db.alias, "batch", dbrequests.batch_request(checked))
-        return EMPTY
+        await self.core.db_request(project.id, db.alias, "batch", dbrequests.batch_request(checked))

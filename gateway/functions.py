@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from common.errors import BadRequest, NotFound
+from gateway.config import ProjectConfig
 from gateway.core import Core
 from gateway.http import Request
 from gateway.security import Security
@@ -38,18 +39,28 @@ class Functions:
 
     async def call(self, request: Request) -> bytes:
         core, params = self.core, request.params
-        project = core.project(params["project"])
-        if not project.functions.enabled:
-            raise NotFound("the functions module is not enabled for this project")
+        project = self.project(params["project"])
         service = subjects.check_name("service", params["service"])
         func = subjects.check_name("function", params["func"])
         body = await request.json(core.settings.max_body_bytes)
         timeout = call_timeout(body.get("timeout"), core.settings.max_function_timeout)
-        token = request.bearer_token()
-        claims = self.security.claims(project, token)
-        args = await self.security.function(project, service, func, body.get("params"), claims, token)
-        result = await core.call_function(project.id, service, func, args, claims, timeout=timeout)
+        result = await self.invoke(project, service, func, body.get("params"), request.bearer_token(), timeout=timeout)
         return orjson.dumps({"result": result})
+
+    def project(self, project_id: str) -> ProjectConfig:
+        """The project, if its functions module is enabled (404 otherwise)."""
+        project = self.core.project(project_id)
+        if not project.functions.enabled:
+            raise NotFound("the functions module is not enabled for this project")
+        return project
+
+    async def invoke(self, project: ProjectConfig, service: str, func: str, params: Any, token: str | None, *,
+                     timeout: float) -> Any:
+        """A call whatever the transport (HTTP here, gRPC): the function rule, then one instance of the service.
+        `service` and `func` are checked names; `timeout` is in seconds, already capped."""
+        claims = self.security.claims(project, token)
+        args = await self.security.function(project, service, func, params, claims, token)
+        return await self.core.call_function(project.id, service, func, args, claims, timeout=timeout)
 
     async def services(self, request: Request) -> dict[str, Any]:
         """Services of the project with their functions and live instances (NATS micro discovery)."""
