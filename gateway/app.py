@@ -25,6 +25,7 @@ from gateway.security import Security
 from gateway.static import Static
 from gateway.users import Users
 from gateway.ws import Client, CloseHook, Handler
+from mesh.connect import NatsTarget
 
 log = logging.getLogger("space_cloud.gateway")
 
@@ -32,7 +33,7 @@ log = logging.getLogger("space_cloud.gateway")
 class Gateway:
     """One gateway process: the core and every feature on it."""
 
-    def __init__(self, config: Config, *, nats_url: str, dev: bool = False) -> None:
+    def __init__(self, config: Config, *, nats_url: str | NatsTarget, dev: bool = False) -> None:
         self.core = core = Core(config, nats_url=nats_url, dev=dev)
         self.security = security = Security(core)
         self.crud = Crud(core, security)

@@ -6,10 +6,13 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from gateway import __version__
 from gateway.config import Config, ConfigError, dev_config, load
+from mesh import roles
+from mesh.connect import NatsTarget
 from mesh.loop import run as run_main
 
 STARTER = """\
@@ -63,6 +66,40 @@ def _load(path: str | None) -> Config:
     return load(path) if path else dev_config(home=Path(home) if home else None)
 
 
+NATS_ENV = {
+    "creds": "SPACE_CLOUD_NATS_CREDS", "nkey": "SPACE_CLOUD_NATS_NKEY", "token": "SPACE_CLOUD_NATS_TOKEN",
+    "user": "SPACE_CLOUD_NATS_USER", "password": "SPACE_CLOUD_NATS_PASSWORD", "tls_ca": "SPACE_CLOUD_NATS_TLS_CA",
+    "tls_cert": "SPACE_CLOUD_NATS_TLS_CERT", "tls_key": "SPACE_CLOUD_NATS_TLS_KEY",
+}
+"""The environment variable each `--nats-*` credential flag defaults to (secrets belong there, not in argv)."""
+
+
+def _nats_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("NATS credentials and TLS", "for --nats; a token or password only from the "
+                             "environment (SPACE_CLOUD_NATS_TOKEN, SPACE_CLOUD_NATS_PASSWORD); each role's "
+                             "permissions: docs/security.md")
+    g.add_argument("--nats-creds", metavar="FILE", help="a .creds file (user JWT + nkey seed) [SPACE_CLOUD_NATS_CREDS]")
+    g.add_argument("--nats-nkey", metavar="FILE", help="a file with an nkey seed [SPACE_CLOUD_NATS_NKEY]")
+    g.add_argument("--nats-user", metavar="USER", help="user name [SPACE_CLOUD_NATS_USER]; the password comes "
+                   "from SPACE_CLOUD_NATS_PASSWORD")
+    g.add_argument("--nats-tls-ca", metavar="FILE", help="CA bundle that signed the server [SPACE_CLOUD_NATS_TLS_CA]")
+    g.add_argument("--nats-tls-cert", metavar="FILE", help="client certificate [SPACE_CLOUD_NATS_TLS_CERT]")
+    g.add_argument("--nats-tls-key", metavar="FILE", help="its private key [SPACE_CLOUD_NATS_TLS_KEY]")
+
+
+def _nats_auth(args: argparse.Namespace, env: Mapping[str, str]) -> NatsTarget | None:
+    """Credentials and TLS from the flags, else the environment; None when there are none."""
+    def value(key: str) -> str | None:
+        return getattr(args, f"nats_{key}", None) or env.get(NATS_ENV[key]) or None
+
+    fields = {key: value(key) for key in NATS_ENV}
+    if not any(fields.values()):
+        return None
+    return NatsTarget(args.nats or "", user=fields["user"], password=fields["password"], token=fields["token"],
+                      creds_file=fields["creds"], nkey_file=fields["nkey"], tls_ca=fields["tls_ca"],
+                      tls_cert=fields["tls_cert"], tls_key=fields["tls_key"])
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="space-cloud",
@@ -96,11 +133,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="frames queued per WebSocket before a slow consumer is closed (gateway.wsQueue; "
                      "default 1024)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _nats_flags(run)
 
     worker = sub.add_parser("worker", help="run a db worker alone (several may run; NATS balances them)")
     worker.add_argument("--nats", metavar="URL", required=True, help="the NATS the gateways use")
     worker.add_argument("--config", metavar="FILE", help="the same config the gateways use")
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _nats_flags(worker)
 
     init = sub.add_parser("init", help="write a commented starter config")
     init.add_argument("--out", default="config.yaml", help="file to write (default config.yaml)")
@@ -133,14 +172,15 @@ def main(argv: list[str] | None = None) -> int:
         opts = RunOptions(host=args.host, port=args.port, nats_url=args.nats, nats_listen=args.nats_listen,
                           worker=not args.no_worker, dev=args.dev, log_level=args.log_level,
                           state_home=os.environ.get("SPACE_CLOUD_HOME"), proxy_headers=args.proxy_headers,
-                          ws_compression=args.ws_compression,
+                          ws_compression=args.ws_compression, nats_auth=_nats_auth(args, os.environ),
                           settings={"db_timeout": args.db_timeout, "change_retention": args.change_retention,
                                     "ws_queue": args.ws_queue})
         run_main(serve(config, opts))
         return 0
     from worker import run_worker
 
-    run_main(run_worker(args.nats, config.databases()))
+    target = _nats_auth(args, os.environ) or NatsTarget(args.nats)
+    run_main(run_worker(target.with_inbox(str(roles.worker().inbox)), config.databases()))
     return 0
 
 

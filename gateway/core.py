@@ -16,13 +16,14 @@ from common.errors import NotFound
 from gateway.config import Config, GatewaySettings, ProjectConfig
 from mesh import subjects
 from mesh.codec import unpack
-from mesh.connect import connect, disconnect
+from mesh.context import budget
+from mesh.connect import NatsTarget, connect, disconnect
 from mesh.messages import Auth, Call, DbRequest
 from mesh.requester import Requester
 
 
 class Core:
-    def __init__(self, config: Config, *, nats_url: str, dev: bool = False) -> None:
+    def __init__(self, config: Config, *, nats_url: str | NatsTarget, dev: bool = False) -> None:
         self.config = config
         self.nats_url = nats_url
         self.dev = dev
@@ -84,6 +85,13 @@ class Core:
     async def db_request(self, project: str, alias: str, kind: str, req: DbRequest) -> Any:
         """A request to the db workers (queue group `sc.db`); their errors come back as the same error classes."""
         data = await self.requester.request(
-            subjects.db(project, alias, kind), req.encode(), self.settings.db_timeout, what="the db worker"
+            subjects.db(project, alias, kind), req.encode(), budget(self.settings.db_timeout),
+            what="the db worker", detail=self._db_label(project, alias),
         )
         return unpack(data)
+
+    def _db_label(self, project: str, alias: str) -> str:
+        """`postgres alias sql-postgres`: what an error about this database names."""
+        found = self.config.project(project)
+        db = found.crud.get(alias) if found is not None else None
+        return f"{db.type} alias {alias}" if db is not None else f"alias {alias}"

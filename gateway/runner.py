@@ -9,14 +9,17 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import uvicorn
 
 from gateway.app import Gateway, build_app
 from gateway.config import Config
-from mesh import devstate
+from mesh import devstate, roles
+from mesh.busauth import BusAuth
+from mesh.callout import AuthCallout
+from mesh.connect import NatsTarget
 from mesh.natsd import EmbeddedNats
 
 log = logging.getLogger("space_cloud")
@@ -27,6 +30,8 @@ class RunOptions:
     host: str = "0.0.0.0"
     port: int = 4122
     nats_url: str | None = None
+    nats_auth: NatsTarget | None = None
+    """Credentials and TLS for `nats_url` (its own `url` is not used)."""
     nats_listen: str = "127.0.0.1"
     worker: bool = True
     dev: bool = False
@@ -55,21 +60,16 @@ def _advertised(url: str, listen: str) -> str:
 
 async def serve(config: Config, opts: RunOptions) -> None:
     config.gateway = config.gateway.merged(**opts.settings)
-    embedded: EmbeddedNats | None = None
-    nats_url = opts.nats_url
-    if not nats_url:
-        embedded = EmbeddedNats(host=opts.nats_listen)
-        nats_url = await embedded.astart()
-        devstate.write({"nats_url": nats_url, "project": next(iter(config.projects)), "port": opts.port},
-                       home=opts.state_home)
+    bus = _Bus(opts)
+    nats_url = await bus.start(project=next(iter(config.projects)), gateway_port=opts.port)
     worker = None
     try:
         if opts.worker:
             from worker import DbWorker
 
-            worker = DbWorker(nats_url, databases=config.databases())
+            worker = DbWorker(bus.worker_target, databases=config.databases())
             await worker.start()
-        gw = Gateway(config, nats_url=nats_url, dev=opts.dev)
+        gw = Gateway(config, nats_url=bus.gateway_target, dev=opts.dev)
         if worker is not None:
             in_process = worker
             gw.core.config_listeners.append(lambda cfg: in_process.update(cfg.databases()))
@@ -107,15 +107,71 @@ async def serve(config: Config, opts: RunOptions) -> None:
         if server.started:
             gc.collect()
             gc.freeze()
-            _banner(config, opts, nats_url, embedded is not None)
+            _banner(config, opts, nats_url, bus.embedded is not None)
         await main
     finally:
         if worker is not None:
             await worker.stop()
-        if embedded is not None:
-            devstate.remove(home=opts.state_home)
-            await embedded.astop()
+        await bus.stop()
         log.info("stopped")
+
+
+class _Bus:
+    """The NATS this run uses: the embedded one (generated credentials, per-role permissions, a
+    workspace reused across restarts, the dev-state file for local services) or the one of `--nats`."""
+
+    def __init__(self, opts: RunOptions) -> None:
+        self._opts = opts
+        self.embedded: EmbeddedNats | None = None
+        self._workspace: devstate.Workspace | None = None
+        self._callout: AuthCallout | None = None
+        self.gateway_target = NatsTarget("")
+        self.worker_target = NatsTarget("")
+
+    async def start(self, *, project: str, gateway_port: int) -> str:
+        opts = self._opts
+        if opts.nats_url:
+            base = replace(opts.nats_auth, url=opts.nats_url) if opts.nats_auth else NatsTarget(opts.nats_url)
+            # One process, one identity: with an in-process worker it needs both roles' permissions.
+            self.gateway_target = base.with_inbox(base.inbox_prefix or str(roles.gateway().inbox))
+            self.worker_target = base.with_inbox(base.inbox_prefix or str(roles.worker().inbox))
+            return opts.nats_url
+        home = opts.state_home
+        old = devstate.stale(home=home)
+        if old is not None:
+            log.info("replacing the dev-state file a stopped run (pid %s) left", old.get("pid"))
+        self._workspace = workspace = devstate.claim_workspace(home)
+        auth = BusAuth.generate()
+        try:
+            self.embedded = embedded = EmbeddedNats(host=opts.nats_listen, port=workspace.remembered_port() or -1,
+                                                    work_dir=workspace.path, auth=auth)
+            url = await embedded.astart()
+            workspace.remember(port=embedded.port, nats_pid=embedded.pid)
+            self._callout = AuthCallout(auth.auth_target(url), issuer=auth.issuer,
+                                        service_password=auth.service_password)
+            await self._callout.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self.gateway_target = auth.gateway_target(url)
+        self.worker_target = auth.worker_target(url)
+        devstate.write({"nats_url": url, "project": project, "port": gateway_port,
+                        "service_password": auth.service_password}, home=home)
+        return url
+
+    async def stop(self) -> None:
+        if self.embedded is not None:
+            devstate.remove(home=self._opts.state_home)
+        if self._callout is not None:
+            await self._callout.stop()
+            self._callout = None
+        if self.embedded is not None:
+            await self.embedded.astop()
+            self.embedded = None
+        if self._workspace is not None:
+            self._workspace.forget_server()
+            self._workspace.release()
+            self._workspace = None
 
 
 def _banner(config: Config, opts: RunOptions, nats_url: str, embedded: bool) -> None:

@@ -44,6 +44,28 @@ def changes_stream_subjects() -> str:
     return "sc.*.changes.>"
 
 
+def db_any() -> str:
+    """Every db request subject, whatever its depth (permissions are granted on this)."""
+    return "sc.*.db.>"
+
+
+def fn_any() -> str:
+    """Every function subject of every project."""
+    return "sc.*.fn.>"
+
+
+def fn_of_service(service: str) -> str:
+    """The functions of one service, in any project (what an instance of it may listen to)."""
+    return f"sc.*.fn.{service}.*"
+
+
+def inbox_prefix(role: str, service: str | None = None) -> str:
+    """Where a connection gets its replies: `_sc.<role>`, `_sc.svc.<service>` for a service.
+
+    Each role reads only its own inboxes, so no one reads the gateway's replies."""
+    return f"_sc.svc.{service}" if service else f"_sc.{role}"
+
+
 def parse_fn(subject: str) -> tuple[str, str, str]:
     """`sc.<project>.fn.<service>.<func>` -> (project, service, func)."""
     parts = subject.split(".")

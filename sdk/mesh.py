@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from nats.aio.client import Client
 
-from mesh import devstate, subjects
+from mesh import devstate, roles, subjects
 from mesh.codec import pack, unpack
-from mesh.connect import connect, disconnect
+from mesh.connect import NatsTarget, connect, disconnect
 from mesh.loop import run as run_main
 from mesh.requester import Requester
 from mesh.service import FunctionService, Handler, as_handler
@@ -41,20 +43,99 @@ class MeshNotStarted(RuntimeError):
     """Raised when the mesh is used before `start()` (or `async with mesh:`)."""
 
 
-def resolve_connection(nats_url: str | None, project: str | None) -> tuple[str, str]:
-    """Arguments first, then SPACE_CLOUD_NATS / SPACE_CLOUD_PROJECT, then the local dev server."""
-    url = nats_url or os.environ.get("SPACE_CLOUD_NATS")
-    proj = project or os.environ.get("SPACE_CLOUD_PROJECT")
-    if not url or not proj:
-        dev = devstate.read(home=os.environ.get("SPACE_CLOUD_HOME"))
-        if dev is not None:
-            url = url or dev.get("nats_url")
-            proj = proj or dev.get("project")
-    if not url:
+ENV_CREDENTIALS = {
+    "creds_file": "SPACE_CLOUD_NATS_CREDS", "nkey_file": "SPACE_CLOUD_NATS_NKEY", "token": "SPACE_CLOUD_NATS_TOKEN",
+    "user": "SPACE_CLOUD_NATS_USER", "password": "SPACE_CLOUD_NATS_PASSWORD", "tls_ca": "SPACE_CLOUD_NATS_TLS_CA",
+    "tls_cert": "SPACE_CLOUD_NATS_TLS_CERT", "tls_key": "SPACE_CLOUD_NATS_TLS_KEY",
+}
+"""Credentials for an external NATS, from the environment (the same names `space-cloud` reads)."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    target: NatsTarget
+    project: str
+    dev_server: DevServer | None = None
+    """Set when the target came from the local dev server's state file (the service follows it)."""
+
+
+def resolve_connection(
+    service: str,
+    *,
+    nats_url: str | None = None,
+    project: str | None = None,
+    nats: NatsTarget | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> Connection:
+    """Arguments first, then SPACE_CLOUD_NATS (+ SPACE_CLOUD_NATS_* credentials) / SPACE_CLOUD_PROJECT,
+    then the local dev server (its URL and the service password from its state file)."""
+    inbox = roles.service(service).inbox
+    proj = project or env.get("SPACE_CLOUD_PROJECT")
+    url = nats_url or (nats.url if nats is not None and nats.url else None) or env.get("SPACE_CLOUD_NATS")
+    if url:
+        if nats is None:
+            creds = {field: env[name] for field, name in ENV_CREDENTIALS.items() if env.get(name)}
+            nats = NatsTarget(url, **creds)
+        target = replace(nats, url=url, inbox_prefix=nats.inbox_prefix or inbox)
+        return Connection(target, str(proj or DEFAULT_PROJECT))
+    dev = DevServer.find(env.get("SPACE_CLOUD_HOME"))
+    if dev is None:
         raise MeshNotStarted(
             "no NATS URL: start `space-cloud run` on this machine, or pass nats_url= / --nats / SPACE_CLOUD_NATS"
         )
-    return str(url), str(proj or DEFAULT_PROJECT)
+    target = NatsTarget(dev.url, user=service, password=dev.current_password, inbox_prefix=inbox)
+    return Connection(target, str(proj or dev.project or DEFAULT_PROJECT), dev)
+
+
+class DevServer:
+    """The local `space-cloud run` a service found through the dev-state file, followed across restarts:
+    when the connection is lost, the file is read again until the server is back, and the connection is
+    pointed at its new URL and password (nats-py reconnects, subscriptions and all)."""
+
+    POLL = 0.2
+
+    def __init__(self, home: str | None, info: dict[str, Any]) -> None:
+        self._home = home
+        self.url = str(info.get("nats_url"))
+        self.project = str(info["project"]) if info.get("project") else None
+        self._password = str(info.get("service_password") or "")
+        self._nc: Client | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def find(cls, home: str | None) -> DevServer | None:
+        info = devstate.read(home=home)
+        return cls(home, info) if info is not None and info.get("nats_url") else None
+
+    def current_password(self) -> str:
+        return self._password
+
+    def attach(self, nc: Client) -> None:
+        self._nc = nc
+
+    async def on_disconnect(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _follow(self) -> None:
+        nc = self._nc
+        while nc is not None and not nc.is_connected and not nc.is_closed:
+            info = devstate.read(home=self._home)
+            if info is not None and info.get("nats_url"):
+                self._password = str(info.get("service_password") or "")
+                url = str(info["nats_url"])
+                if url != self.url:
+                    log.info("the development server moved to %s", url)
+                    self.url = url
+                    nc.set_server_pool([url])
+            await asyncio.sleep(self.POLL)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class Mesh:
@@ -66,6 +147,7 @@ class Mesh:
         *,
         project: str | None = None,
         nats_url: str | None = None,
+        nats: NatsTarget | None = None,
         max_concurrency: int = 64,
         version: str = "0.1.0",
         drain_timeout: float = 30.0,
@@ -74,6 +156,8 @@ class Mesh:
         self.service = service
         self._project = project
         self._nats_url = nats_url
+        self._nats = nats
+        self._dev: DevServer | None = None
         self._max_concurrency = max_concurrency
         self._version = version
         self._drain_timeout = drain_timeout
@@ -115,11 +199,15 @@ class Mesh:
     async def start(self) -> None:
         if self._nc is not None:
             return
-        url, project = resolve_connection(self._nats_url, self._project)
-        subjects.check_name("project", project)
+        conn = resolve_connection(self.service, nats_url=self._nats_url, project=self._project, nats=self._nats)
+        project = subjects.check_name("project", conn.project)
         self.project = project
         self._subjects.clear()
-        nc = await connect(url, name=f"service:{self.service}")
+        dev = self._dev = conn.dev_server
+        nc = await connect(conn.target, name=f"service:{self.service}",
+                           on_disconnect=dev.on_disconnect if dev is not None else None)
+        if dev is not None:
+            dev.attach(nc)
         self._nc = nc
         self._requester = Requester(nc)
         await self._requester.start()
@@ -133,7 +221,8 @@ class Mesh:
                 version=self._version,
             )
             await self._runtime.start()
-        log.info("service %s (project %s) on %s: %s", self.service, project, url, ", ".join(self.functions) or "-")
+        log.info("service %s (project %s) on %s: %s", self.service, project, conn.target.url,
+                 ", ".join(self.functions) or "-")
 
     async def stop(self) -> None:
         """Drain: no new calls, in-flight calls finish, then disconnect."""
@@ -142,6 +231,9 @@ class Mesh:
             await runtime.stop(drain_timeout=self._drain_timeout)
         nc, self._nc = self._nc, None
         self._requester = None
+        dev, self._dev = self._dev, None
+        if dev is not None:
+            await dev.stop()
         await disconnect(nc)
 
     async def __aenter__(self) -> Mesh:
