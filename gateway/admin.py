@@ -6,7 +6,6 @@ import copy
 import hmac
 import json
 import logging
-import secrets
 from typing import Any
 
 import yaml
@@ -17,14 +16,15 @@ from gateway.config import ConfigError, parse
 from gateway.core import Core
 from gateway.http import Request
 from gateway.passwords import FailedSignIns
+from gateway.security import Security
 
 log = logging.getLogger("space_cloud.admin")
 
 
 class Admin:
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, security: Security) -> None:
         self.core = core
-        self._secret = core.config.admin.secret or secrets.token_urlsafe(32)
+        self.security = security
         self.failures = FailedSignIns()
 
     def login(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -41,13 +41,11 @@ class Admin:
             self.failures.failed(user)
             raise Unauthorized("Invalid credentials provided")
         self.failures.succeeded(user)
-        token = tokens.issue_admin(user, secret=self._secret)
+        token = tokens.issue_admin(user, secret=self.security.admin_secret)
         return {"token": token, "projects": list(self.core.config.projects)}
 
     def check(self, request: Request) -> None:
-        if self.core.dev:
-            return
-        tokens.verify_admin(request.bearer_token(), secret=self._secret)
+        self.security.admin(request.bearer_token())
 
     def apply(self, raw: dict[str, Any]) -> None:
         """Validate the whole config, swap it in, and write it back to the file it came from."""

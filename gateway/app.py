@@ -39,7 +39,7 @@ class Gateway:
         self.crud = Crud(core, security)
         self.functions = Functions(core, security)
         self.users = Users(core, security)
-        self.admin = Admin(core)
+        self.admin = Admin(core, security)
         self.static = Static(core)
         self.mission_control = MissionControl()
         self.bridge = Bridge(core, security)
@@ -83,6 +83,18 @@ class Gateway:
             route("GET HEAD", "/mission-control/{rest:path}", self.mission_control.serve),
             route("GET HEAD", "/{path:path}", self.static.project_file),
         ]
+
+    def origin_allowed(self, scope: Scope, origin: bytes) -> bool:
+        """A project's API follows its `allowedOrigins`; everything else (the config API, Mission Control,
+        files) answers only its own origin and `admin.allowedOrigins`, with or without `--dev`."""
+        text = origin.decode("latin-1")
+        parts = str(scope["path"]).split("/")
+        if len(parts) > 4 and parts[1:3] == ["v1", "api"] and parts[3] not in ("config", "sdk"):
+            project = self.core.config.project(parts[3])
+            return project is None or project.allows_origin(text)  # an unknown project is a plain 404
+        if parts[1:3] == ["v1", "api"] and parts[3:4] == ["sdk"]:
+            return True  # the browser client's files are public
+        return text in self.core.config.admin.allowed_origins
 
     # -- small endpoints ----------------------------------------------------------------------------
 
@@ -142,4 +154,4 @@ class Gateway:
 
 
 def build_app(gw: Gateway) -> CORSMiddleware:
-    return CORSMiddleware(gw)
+    return CORSMiddleware(gw, gw.origin_allowed)

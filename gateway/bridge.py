@@ -16,8 +16,8 @@ from typing import Any
 
 from common.errors import InternalError, ServiceUnavailable, Timeout
 from gateway.core import Core
-from gateway.security import Security
 from gateway.peer import Peer
+from gateway.security import Security
 from mesh import subjects
 from mesh.messages import Auth
 from mesh.service import FunctionService
@@ -28,7 +28,7 @@ log = logging.getLogger("space_cloud.bridge")
 class SocketService:
     """One service registered by one socket."""
 
-    def __init__(self, core: Core, client: Peer, project: str, name: str) -> None:
+    def __init__(self, core: Core, client: Peer, project: str, name: str, owner: str) -> None:
         self.core = core
         self.client = client
         self.project = project
@@ -40,7 +40,7 @@ class SocketService:
             name=name,
             any_function=self.invoke,
             max_concurrency=core.settings.socket_service_concurrency,
-            metadata={"kind": client.kind},
+            metadata={"kind": client.kind, "owner": owner},
         )
 
     async def invoke(self, func: str, params: Any, auth: Auth) -> Any:
@@ -91,10 +91,10 @@ class Bridge:
         subjects.check_name("service", service if isinstance(service, str) else "")
         assert isinstance(service, str)
         token = data.get("token") if isinstance(data.get("token"), str) else None
-        await self.security.register(project, service, self.security.claims(project, token), token)
+        owner = await self.security.register(project, service, self.security.claims(project, token), token)
         mine = self._by_client.setdefault(client.id, {})
         if service not in mine:
-            svc = SocketService(self.core, client, project.id, service)
+            svc = SocketService(self.core, client, project.id, service, owner)
             await svc.runtime.start()
             if client.closed:  # closed while registering, after its close hook ran
                 await svc.stop()

@@ -117,14 +117,17 @@ class FunctionsConfig:
         return function_rule(self.raw, service, func)
 
     def register_rule(self, service: str) -> dict[str, Any] | None:
-        """`services.<svc>.register`, then `services.default.register`."""
+        """Who may register `service` over a WebSocket or gRPC stream: `services.<svc>.register` when the
+        service is listed (a listed service without one is never registered that way), otherwise
+        `services.default.register`. None: nobody."""
         services = self.raw.get("services") or {}
-        for name in (service, "default"):
-            spec = services.get(name)
-            if isinstance(spec, dict) and isinstance(spec.get("register"), dict):
-                rule: dict[str, Any] = spec["register"]
-                return rule
-        return None
+        spec = services.get(service)
+        if service != "default" and isinstance(spec, dict):
+            rule = spec.get("register")
+            return rule if isinstance(rule, dict) else None
+        spec = services.get("default")
+        rule = spec.get("register") if isinstance(spec, dict) else None
+        return rule if isinstance(rule, dict) else None
 
 
 @dataclass
@@ -143,6 +146,39 @@ class ProjectConfig:
     functions: FunctionsConfig = field(default_factory=FunctionsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     static: list[StaticRoute] = field(default_factory=list)
+    allowed_origins: list[str] = field(default_factory=lambda: ["*"])
+    """`allowedOrigins`: web origins (`https://app.example.com`) whose pages may call this project's API;
+    `*` (the default, as Space Cloud) allows any. The admin API never follows this: see `AdminConfig`."""
+
+    def allows_origin(self, origin: str) -> bool:
+        return "*" in self.allowed_origins or origin in self.allowed_origins
+
+    def rule_services(self) -> set[str]:
+        """Services that `func` rules ask: they decide for the server, so only trusted (NATS) instances
+        may answer for them, never a socket."""
+        found: set[str] = set()
+
+        def walk(rule: Any) -> None:
+            if isinstance(rule, dict):
+                if rule.get("rule") == "func" and isinstance(rule.get("service"), str):
+                    found.add(rule["service"])
+                for clause in rule.get("clauses") or []:
+                    walk(clause)
+
+        for db in self.crud.values():
+            for col in db.collections.values():
+                for rule in col.rules.values():
+                    walk(rule)
+        services = self.functions.raw.get("services") or {}
+        for spec in services.values() if isinstance(services, dict) else ():
+            if isinstance(spec, dict):
+                walk(spec.get("register"))
+                for fspec in (spec.get("functions") or {}).values():
+                    walk(fspec.get("rule") if isinstance(fspec, dict) else None)
+        for fns in (self.functions.raw.get("rules") or {}).values():
+            for rule in fns.values() if isinstance(fns, dict) else ():
+                walk(rule)
+        return found
 
 
 @dataclass
@@ -150,6 +186,9 @@ class AdminConfig:
     user: str = "admin"
     password: str = ""
     secret: str = ""
+    allowed_origins: list[str] = field(default_factory=list)
+    """`admin.allowedOrigins`: other web origins that may call the config API; none by default (only
+    Mission Control, served by the gateway itself), with or without `--dev`."""
 
 
 @dataclass
@@ -336,7 +375,11 @@ def _project(raw: Any, where: str, env: dict[str, str], base: Path) -> ProjectCo
         for route in [*static, *gateway_routes]
         if isinstance(route, dict) and "prefix" in route and "path" in route
     ]
+    origins = raw.get("allowedOrigins", ["*"])
+    if not isinstance(origins, list) or not all(isinstance(o, str) and o for o in origins):
+        raise ConfigError(f"{where}.allowedOrigins: a list of origins like https://app.example.com (or \"*\")")
     return ProjectConfig(
+        allowed_origins=origins,
         id=pid,
         secret=secret,
         name=str(raw.get("name") or pid),
@@ -380,7 +423,12 @@ def parse(raw: Any, *, env: dict[str, str] | None = None, base: Path | None = No
     admin_raw = raw.get("admin") or {}
     users = admin_raw.get("users") or []
     first = users[0] if users and isinstance(users[0], dict) else {}
+    admin_origins = admin_raw.get("allowedOrigins") or []
+    if not isinstance(admin_origins, list) or not all(isinstance(o, str) for o in admin_origins) \
+            or "*" in admin_origins:
+        raise ConfigError("admin.allowedOrigins: a list of origins like https://admin.example.com (no \"*\")")
     admin = AdminConfig(
+        allowed_origins=admin_origins,
         user=str(_env(env.get("ADMIN_USER") or first.get("user") or "admin", "admin.user", env)),
         password=str(_env(env.get("ADMIN_PASS") or first.get("pass") or "", "admin.pass", env)),
         secret=str(_env(env.get("ADMIN_SECRET") or admin_raw.get("secret") or "", "admin.secret", env)),

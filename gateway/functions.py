@@ -63,6 +63,10 @@ class Functions:
         return await self.core.call_function(project.id, service, func, args, claims, timeout=timeout)
 
     async def services(self, request: Request) -> dict[str, Any]:
-        """Services of the project with their functions and live instances (NATS micro discovery)."""
+        """Services of the project with their functions and live instances (NATS micro discovery).
+
+        For admins (Mission Control), or anyone on the no-config development server: it tells what runs."""
         project = self.core.project(subjects.check_name("project", request.params["project"]))
+        if not self.core.config.is_dev_default:
+            self.security.admin(request.bearer_token())
         return {"services": await list_services(self.core.nc, project.id)}

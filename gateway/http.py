@@ -142,19 +142,40 @@ async def send_error(send: Send, exc: BaseException, headers: list[tuple[bytes, 
     await send_json(send, status, body, headers)
 
 
-class CORSMiddleware:
-    """Space Cloud's CORS: every origin, credentials allowed, GET/PUT/POST/DELETE, Authorization + Content-Type."""
+OriginPolicy = Callable[[Scope, bytes], bool]
+"""Whether a request from this `Origin` (not the server's own) may be answered."""
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def same_origin(scope: Scope, origin: bytes) -> bool:
+    """Is `origin` the server's own (the Host the request was sent to)? Scheme-insensitive by design:
+    behind a TLS proxy the server sees http."""
+    host = header(scope, b"host")
+    if host is None:
+        return False
+    _, _, rest = origin.partition(b"://")
+    return rest.lower() == host.lower()
+
+
+class CORSMiddleware:
+    """Cross-origin requests: answered (with CORS headers, credentials allowed as Space Cloud's clients need)
+    only when `policy` allows the origin; otherwise refused with 403 before anything runs, because a
+    browser sends "simple" cross-origin requests (a form POST) without asking first."""
+
+    def __init__(self, app: ASGIApp, policy: OriginPolicy) -> None:
         self.app = app
+        self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         origin = header(scope, b"origin")
-        if origin is None:
+        if origin is None or same_origin(scope, origin):
             await self.app(scope, receive, send)
+            return
+        if not self.policy(scope, origin):
+            await send_json(send, 403, orjson.dumps({"error": "cross-origin request refused: this origin is not "
+                                                              "allowed (allowedOrigins)"}))
             return
         cors = [
             (b"access-control-allow-origin", origin),

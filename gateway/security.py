@@ -9,23 +9,29 @@ from __future__ import annotations
 
 import copy
 import logging
+import secrets
 from typing import Any
 
 import orjson
 
 from adapters.query import validate_find
 from adapters.updates import apply_update, overlaps, upsert_doc, written_paths
-from common.errors import Forbidden, NotFound, Unauthorized
+from common.errors import Conflict, Forbidden, NotFound, Unauthorized
 from gateway import tokens
 from gateway.config import USER_FIELDS, USERS, DbConfig, ProjectConfig
 from gateway.core import Core
 from gateway.rules import NO_RULE, Decision, evaluate
+from mesh.discovery import list_services
 from mesh.messages import Auth, DbRequest
 
 log = logging.getLogger("space_cloud.rules")
 
 FUNCTION_RULE_TIMEOUT = 5.0
 """Seconds a `func` rule's service may take to answer."""
+SOCKET_KINDS = ("websocket", "grpc")
+"""How services registered over a client connection describe themselves in discovery (`kind`)."""
+REGISTER_LOOKUP = 0.2
+"""Seconds a registration waits for discovery answers (who already serves the name)."""
 HIDDEN = {USERS: ("pass",)}
 """Fields never sent to a client, whatever the rules say (hashes stored by earlier versions in `users`)."""
 
@@ -87,6 +93,14 @@ def _request_args(kind: str, req: DbRequest, claims: Auth, token: str | None) ->
 class Security:
     def __init__(self, core: Core) -> None:
         self.core = core
+        self.admin_secret = core.config.admin.secret or secrets.token_urlsafe(32)
+        """Signs admin sessions; without a configured one, sessions last as long as this process."""
+
+    def admin(self, token: str | None) -> None:
+        """Is this an admin's request? (a valid admin session token, or `--dev`); 401 otherwise."""
+        if self.core.dev:
+            return
+        tokens.verify_admin(token, secret=self.admin_secret)
 
     @staticmethod
     def claims(project: ProjectConfig, token: str | None) -> Auth:
@@ -178,14 +192,30 @@ class Security:
                               where=f"function {service}.{func}", no_rule_status=403)
         return args.get("params")
 
-    async def register(self, project: ProjectConfig, service: str, claims: Auth, token: str | None) -> None:
-        """May this caller register `service` over a WebSocket? (`services.<svc>.register`, then `default`)."""
+    async def register(self, project: ProjectConfig, service: str, claims: Auth, token: str | None) -> str:
+        """May this caller register `service` over a WebSocket or gRPC stream? Returns the owner to record.
+
+        A service name is owned: the register rule decides (a listed service's own, never `default`'s);
+        a name that `func` rules ask is never registered this way; nor one that has instances of another
+        kind (Python services) or registered by another owner, so a socket can never join their queue
+        group and answer their callers."""
+        if service in project.rule_services():
+            raise Forbidden(f"service {service!r} answers func rules: only trusted services may run it")
         args = {"auth": claims, "token": token, "service": service}
         decision = await self._decide(project, project.functions.register_rule(service), args)
         if not decision.allowed:
             self._deny(decision, f"register {service}", 403,
                        f"registering service {service!r} is not allowed: {decision.message}"
                        f" (rule: modules.functions.services.{service}.register)")
+        owner = str(claims.get("id")) if claims and claims.get("id") is not None else "-"
+        for entry in await list_services(self.core.nc, project.id, window=REGISTER_LOOKUP):
+            if entry["name"] != service:
+                continue
+            for instance in entry["instances"]:
+                if instance.get("kind") not in SOCKET_KINDS or instance.get("owner") != owner:
+                    raise Conflict(f"service {service!r} is already served by other instances: a name is owned "
+                                   f"by whoever runs it first")
+        return owner
 
     async def live_read(self, project_id: str, alias: str, col: str, doc: dict[str, Any], claims: Auth,
                         token: str | None, cache: dict[str, bool] | None = None) -> bool:

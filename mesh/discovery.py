@@ -55,6 +55,7 @@ async def list_services(nc: Client, project: str | None = None, *, window: float
                 "id": info.get("id"),
                 "version": info.get("version"),
                 "kind": meta.get("kind", "python"),
+                "owner": meta.get("owner"),
                 "started": st.get("started"),
                 "requests": sum(int(e.get("num_requests") or 0) for e in st.get("endpoints") or []),
             }

@@ -207,8 +207,13 @@ async def test_unknown_project_is_404(http: httpx.AsyncClient) -> None:
     assert "nope" in r.json()["error"]
 
 
-async def test_discovery_endpoint(http: httpx.AsyncClient, project: str, calc: Mesh) -> None:
+async def test_discovery_endpoint(http: httpx.AsyncClient, gw: RunningGateway, project: str, calc: Mesh) -> None:
     r = await http.get(f"/v1/api/{project}/services")
+    assert r.status_code == 401  # what runs is the admin's business
+    user = token(project)
+    assert (await http.get(f"/v1/api/{project}/services", headers={"Authorization": f"Bearer {user}"})).status_code == 401
+    admin = tokens.issue_admin("root", secret=gw.gw.security.admin_secret)
+    r = await http.get(f"/v1/api/{project}/services", headers={"Authorization": f"Bearer {admin}"})
     assert r.status_code == 200
     [svc] = [s for s in r.json()["services"] if s["name"] == "calc"]
     assert svc["functions"] == ["add", "boom", "forbidden", "nap", "secret"]

@@ -76,49 +76,66 @@ async def call(gw: RunningGateway, project: str, service: str, func: str, params
                                                                                         "timeout": 3000})
 
 
-async def test_socket_service_and_python_instance_share_calls(gw: RunningGateway, project: str,
-                                                               nats_url: str) -> None:
+async def test_sockets_of_one_owner_share_calls(gw: RunningGateway, project: str) -> None:
+    async with (websockets.connect(f"{gw.ws_url}/v1/api/{project}/socket/json") as ws1,
+                websockets.connect(f"{gw.ws_url}/v1/api/{project}/socket/json") as ws2):
+        one, two = SocketService(ws1, "echo"), SocketService(ws2, "echo")
+        assert await one.register() == {"ack": True}
+        assert await two.register() == {"ack": True}
+        tasks = [asyncio.create_task(one.serve()), asyncio.create_task(two.serve())]
+        for i in range(40):
+            r = await call(gw, project, "echo", "say", {"i": i})
+            assert r.status_code == 200 and r.json()["result"]["from"] == "socket", r.text
+        assert one.calls > 0 and two.calls > 0 and one.calls + two.calls == 40
+        r = await call(gw, project, "echo", "fail", {})
+        assert r.status_code == 500 and r.json() == {"error": "socket service says no"}
+        services = await list_services(gw.gw.core.nc, project)
+        kinds = sorted(i["kind"] for s in services if s["name"] == "echo" for i in s["instances"])
+        assert kinds == ["websocket", "websocket"]
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def test_a_socket_cannot_take_over_a_python_service(gw: RunningGateway, project: str, nats_url: str) -> None:
     py = Mesh("echo", project=project, nats_url=nats_url)
-    py_calls = 0
+    seen: list[Any] = []
 
     @py.function
     async def say(params: Any, auth: Any) -> dict[str, Any]:
-        nonlocal py_calls
-        py_calls += 1
+        seen.append(auth)
         return {"from": "python"}
 
-    async with py:
-        async with websockets.connect(f"{gw.ws_url}/v1/api/{project}/socket/json") as ws:
-            svc = SocketService(ws, "echo")
-            assert await svc.register() == {"ack": True}
-            serving = asyncio.create_task(svc.serve())
-            sources = []
-            for i in range(40):
-                r = await call(gw, project, "echo", "say", {"i": i})
-                assert r.status_code == 200, r.text
-                sources.append(r.json()["result"]["from"])
-            assert set(sources) == {"python", "socket"}
-            assert svc.calls == sources.count("socket") and py_calls == sources.count("python")
+    async with py, websockets.connect(f"{gw.ws_url}/v1/api/{project}/socket/json") as ws:
+        svc = SocketService(ws, "echo")
+        reply = await svc.register()
+        assert reply["ack"] is False and "already served" in reply["error"]
+        serving = asyncio.create_task(svc.serve())
+        for i in range(20):
+            r = await call(gw, project, "echo", "say", {"i": i})
+            assert r.status_code == 200 and r.json()["result"] == {"from": "python"}
+        assert svc.calls == 0, "the socket saw other callers' calls"
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
 
-            # only the socket instance serves `fail` (the Python one has no such function)
-            r = await call(gw, project, "echo", "fail", {})
-            assert r.status_code == 500 and r.json() == {"error": "socket service says no"}
 
-            services = await list_services(gw.gw.core.nc, project)
-            kinds = sorted(i["kind"] for s in services if s["name"] == "echo" for i in s["instances"])
-            assert kinds == ["python", "websocket"]
-            serving.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await serving
-
-        # the socket closed: its instance left the mesh, only the Python one answers
-        for _ in range(50):
-            services = await list_services(gw.gw.core.nc, project, window=0.05)
-            if [i["kind"] for s in services if s["name"] == "echo" for i in s["instances"]] == ["python"]:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(f"the socket instance did not leave discovery: {services}")
+async def test_a_listed_service_does_not_fall_back_to_the_default_register_rule(nats_url: str, project: str) -> None:
+    functions = {"services": {
+        "default": {"functions": {"default": {"rule": ALLOW}}, "register": ALLOW},
+        "billing": {"functions": {"charge": {"rule": ALLOW}}},  # listed, no register rule: never over a socket
+        "checker": {"functions": {"default": {"rule": ALLOW}}, "register": ALLOW},
+        "guarded": {"functions": {"default": {"rule": {"rule": "func", "service": "checker", "func": "ok"}}}},
+    }}
+    async with gateway(project_config(project, functions=functions), nats_url) as running, \
+            websockets.connect(f"{running.ws_url}/v1/api/{project}/socket/json") as ws:
+        reply = await SocketService(ws, "billing").register()
+        assert reply["ack"] is False and "billing" in reply["error"]
+        # `checker` answers a func rule: even its own register rule cannot hand it to a socket
+        reply = await SocketService(ws, "checker").register()
+        assert reply["ack"] is False and "func rules" in reply["error"]
+        assert await SocketService(ws, "unlisted").register() == {"ack": True}  # default's rule applies
 
 
 async def test_functions_disappear_when_the_socket_closes(gw: RunningGateway, project: str) -> None:
