@@ -7,7 +7,7 @@ Every HTTP and WebSocket endpoint of the gateway is in `routes()` below.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
 
@@ -26,6 +26,9 @@ from gateway.static import Static
 from gateway.users import Users
 from gateway.ws import Client, CloseHook, Handler
 from mesh.connect import NatsTarget
+
+if TYPE_CHECKING:
+    from gateway.grpc.servicer import SpaceCloudServicer
 
 log = logging.getLogger("space_cloud.gateway")
 
@@ -95,6 +98,15 @@ class Gateway:
         if parts[1:3] == ["v1", "api"] and parts[3:4] == ["sdk"]:
             return True  # the browser client's files are public
         return text in self.core.config.admin.allowed_origins
+
+    def grpc_servicer(self) -> SpaceCloudServicer:
+        """gRPC's `proto.SpaceCloud` over these same features (`gateway.grpc`; served by `space-cloud run`).
+
+        Imported here, not at the top: loading it generates the gRPC stubs when they are missing."""
+        from gateway.grpc.servicer import SpaceCloudServicer
+
+        return SpaceCloudServicer(self.core, crud=self.crud, functions=self.functions, users=self.users,
+                                  live=self.live, bridge=self.bridge)
 
     # -- small endpoints ----------------------------------------------------------------------------
 

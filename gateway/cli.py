@@ -61,6 +61,9 @@ gateway:
 """
 
 
+DEFAULT_GRPC_PORT = 4124
+
+
 def _load(path: str | None) -> Config:
     home = os.environ.get("SPACE_CLOUD_HOME")
     return load(path) if path else dev_config(home=Path(home) if home else None)
@@ -112,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
                          description="Start the gateway. With no --nats, an embedded nats-server starts on a free "
                          "loopback port; with no --config, a development config on ./space-cloud.db serves.")
     run.add_argument("--port", type=int, default=4122, help="HTTP/WebSocket port (default 4122)")
+    grpc = run.add_mutually_exclusive_group()
+    grpc.add_argument("--grpc-port", type=int, metavar="N", help="gRPC port, Space Cloud's proto.SpaceCloud (default "
+                      "4124; when 4124 is taken and no port is given, gRPC is off with a warning)")
+    grpc.add_argument("--no-grpc", action="store_true", help="do not serve gRPC")
     run.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     run.add_argument("--nats", metavar="URL", help="use this NATS (or comma-separated cluster URLs) instead of "
                      "starting one")
@@ -173,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                           worker=not args.no_worker, dev=args.dev, log_level=args.log_level,
                           state_home=os.environ.get("SPACE_CLOUD_HOME"), proxy_headers=args.proxy_headers,
                           ws_compression=args.ws_compression, nats_auth=_nats_auth(args, os.environ),
+                          grpc_port=None if args.no_grpc else DEFAULT_GRPC_PORT if args.grpc_port is None
+                          else args.grpc_port,
+                          grpc_port_given=args.grpc_port is not None,
                           settings={"db_timeout": args.db_timeout, "change_retention": args.change_retention,
                                     "ws_queue": args.ws_queue})
         run_main(serve(config, opts))

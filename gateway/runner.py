@@ -10,10 +10,11 @@ import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from common.errors import ServiceUnavailable
 from gateway.app import Gateway, build_app
 from gateway.config import Config
 from mesh import devstate, roles
@@ -21,6 +22,9 @@ from mesh.busauth import BusAuth
 from mesh.callout import AuthCallout
 from mesh.connect import NatsTarget
 from mesh.natsd import EmbeddedNats
+
+if TYPE_CHECKING:
+    from gateway.grpc.server import GrpcServer
 
 log = logging.getLogger("space_cloud")
 
@@ -41,6 +45,10 @@ class RunOptions:
     ws_compression: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
     """CLI overrides of the config file's `gateway:` section (`GatewaySettings` attribute -> value)."""
+    grpc_port: int | None = 4124
+    """gRPC (`proto.SpaceCloud`) port; None: no gRPC (`--no-grpc`)."""
+    grpc_port_given: bool = False
+    """`--grpc-port` was given: that port in use is an error. The default port in use only turns gRPC off."""
 
 
 class _Server(uvicorn.Server):
@@ -93,22 +101,47 @@ async def serve(config: Config, opts: RunOptions) -> None:
             )
         )
         loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        grpc: GrpcServer | None = None
 
         def on_signal() -> None:
-            if server.should_exit:
+            if stopping.is_set():
                 server.force_exit = True
+                server.should_exit = True
+            stopping.set()
+
+        async def stop_in_order() -> None:
+            """gRPC first (its rpcs need the gateway), then uvicorn, whose shutdown stops the gateway."""
+            await stopping.wait()
+            if grpc is not None:
+                await grpc.stop()
             server.should_exit = True
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
         main = asyncio.create_task(server.serve())
+        stopper = asyncio.create_task(stop_in_order())
         while not server.started and not main.done():  # noqa: ASYNC110 (uvicorn exposes no event)
             await asyncio.sleep(0.05)
+        grpc_error = None
         if server.started:
+            try:
+                grpc = await _start_grpc(gw, opts, config)
+            except ServiceUnavailable as exc:
+                grpc_error = f"gRPC: {exc.message} (--grpc-port N for another port, --no-grpc for none)"
+                stopping.set()
+        if server.started and grpc_error is None:
             gc.collect()
             gc.freeze()
-            _banner(config, opts, nats_url, bus.embedded is not None)
-        await main
+            _banner(config, opts, nats_url, bus.embedded is not None, grpc)
+        try:
+            await main
+        finally:
+            stopper.cancel()
+            if grpc is not None:
+                await grpc.stop(0)
+        if grpc_error is not None:
+            raise SystemExit(grpc_error)
     finally:
         if worker is not None:
             await worker.stop()
@@ -174,9 +207,29 @@ class _Bus:
             self._workspace = None
 
 
-def _banner(config: Config, opts: RunOptions, nats_url: str, embedded: bool) -> None:
+async def _start_grpc(gw: Gateway, opts: RunOptions, config: Config) -> GrpcServer | None:
+    """The gRPC server on the gateway's features; None with --no-grpc, or when the default port is taken."""
+    if opts.grpc_port is None:
+        return None
+    from gateway.grpc.server import GrpcServer
+
+    grpc = GrpcServer(gw.grpc_servicer(), host=opts.host, port=opts.grpc_port,
+                      max_body_bytes=config.gateway.max_body_bytes)
+    try:
+        await grpc.start()
+    except ServiceUnavailable as exc:
+        if opts.grpc_port_given:
+            raise
+        log.warning("no gRPC: %s (--grpc-port N for another port)", exc.message)
+        return None
+    return grpc
+
+
+def _banner(config: Config, opts: RunOptions, nats_url: str, embedded: bool, grpc: GrpcServer | None = None) -> None:
     shown = "localhost" if opts.host in ("0.0.0.0", "::") else opts.host
     lines = [f"space-cloud gateway on http://{shown}:{opts.port}  (projects: {', '.join(config.projects)})"]
+    if grpc is not None:
+        lines.append(f"gRPC (proto.SpaceCloud) on {shown}:{grpc.port}")
     if embedded:
         lines.append(f"embedded NATS: {_advertised(nats_url, opts.nats_listen)}")
         if opts.nats_listen == "127.0.0.1":
