@@ -15,6 +15,7 @@ import uvicorn
 from gateway.app import Gateway, build_app
 from gateway.config import Config, parse
 from gateway.runner import _Server
+from mesh.connect import NatsTarget
 
 SECRET = "test-secret-0123456789-0123456789-abcdef"
 
@@ -35,8 +36,8 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def gateway(
-    config: Config | dict[str, Any], nats_url: str, *, dev: bool = False, settings: dict[str, Any] | None = None,
-    base: Path | None = None,
+    config: Config | dict[str, Any], nats_url: str | NatsTarget, *, dev: bool = False,
+    settings: dict[str, Any] | None = None, base: Path | None = None,
 ) -> AsyncIterator[RunningGateway]:
     cfg = config if isinstance(config, Config) else parse(config, env={}, base=base)
     """`settings`: overrides of the config's `gateway:` section (`GatewaySettings` attributes)."""
