@@ -118,7 +118,9 @@ class Gateway:
 
     async def socket(self, scope: Scope, receive: Receive, send: Send, params: dict[str, str]) -> None:
         ws = WebSocket(scope, receive, send)
-        client = Client(ws, send, project=params.get("project"), max_queue=self.core.settings.ws_queue)
+        settings = self.core.settings
+        client = Client(ws, send, project=params.get("project"), max_queue=settings.ws_queue,
+                        max_in_flight=settings.socket_requests)
         self.clients[client.id] = client
         try:
             await client.serve(self.ws_handlers, self.ws_close_hooks)

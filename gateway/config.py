@@ -207,6 +207,10 @@ class GatewaySettings:
     """Frames queued per WebSocket before the socket is closed as a slow consumer (4008)."""
     socket_service_concurrency: int = 64
     """Calls in flight per service registered over a WebSocket."""
+    socket_requests: int = 64
+    """Requests (subscribe, register, ...) handled at once per WebSocket; more are refused until one ends."""
+    socket_live_queries: int = 256
+    """Live queries one connection may hold."""
 
     KEYS = {
         "maxBodyBytes": ("max_body_bytes", int, 1024),
@@ -215,6 +219,8 @@ class GatewaySettings:
         "changeRetention": ("change_retention", float, 1),
         "wsQueue": ("ws_queue", int, 1),
         "socketServiceConcurrency": ("socket_service_concurrency", int, 1),
+        "socketRequests": ("socket_requests", int, 1),
+        "socketLiveQueries": ("socket_live_queries", int, 1),
     }
     """File key -> (attribute, type, minimum)."""
 

@@ -64,3 +64,7 @@ class Peer(Protocol):
     def send_feed(self, qid: str, frame: FeedFrame) -> None:
         """A live-query change for the live query `qid`; never blocks."""
         ...
+
+    def close(self, code: int, reason: str) -> None:
+        """End the connection after what is queued (a WebSocket close code; a stream's status)."""
+        ...

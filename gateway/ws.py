@@ -37,8 +37,10 @@ class Client:
 
     kind = "websocket"
 
-    def __init__(self, ws: WebSocket, asgi_send: Send, *, project: str | None, max_queue: int) -> None:
+    def __init__(self, ws: WebSocket, asgi_send: Send, *, project: str | None, max_queue: int,
+                 max_in_flight: int = 64) -> None:
         self.ws = ws
+        self._max_in_flight = max_in_flight
         self._asgi_send = asgi_send
         self.id = uuid.uuid4().hex
         self.project = project
@@ -147,6 +149,10 @@ class Client:
                     continue
                 if not isinstance(data, dict):
                     self.reply(req_id, str(type_), {"ack": False, "error": "`data` must be an object"})
+                    continue
+                if len(tasks) >= self._max_in_flight:
+                    self.reply(req_id, str(type_), {"ack": False, "error": f"too many requests in flight on this "
+                                                    f"socket (at most {self._max_in_flight}): wait for answers"})
                     continue
                 task = asyncio.create_task(self._handle(handler, req_id, str(type_), data))
                 tasks.add(task)

@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 
 from adapters.names import VERSION_FIELD
 from adapters.query import matches
-from common.errors import BadRequest, SpaceCloudError
+from common.errors import BadRequest, SpaceCloudError, TooManyAttempts
 from gateway import dbrequests
 from gateway.core import Core
 from gateway.security import Security, redact
@@ -33,6 +33,8 @@ from .query import Event, Kind, SharedQuery, Subscriber, coalesce
 from .stream import ChangeStream
 
 log = logging.getLogger("space_cloud.live")
+TOKEN_EXPIRED = 4401
+"""Close code of a connection whose live query's token expired."""
 
 
 @dataclass(eq=False)
@@ -84,6 +86,23 @@ class LiveQueries:
             await self._remove(client, qid)
         client.reply(req_id, "realtime-unsubscribe", {"group": data.get("group"), "id": qid, "ack": True})
 
+    def _watch_expiry(self, client: Peer, sub: Subscriber) -> None:
+        """End the connection when a live query's token expires (close code 4401); renewing means subscribing
+        again with the same id and a fresh token before then, which replaces the old subscription."""
+        if sub.expires is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            queries = self.by_client.get(client.id, {})
+            query = queries.get(sub.qid)
+            current = query.subscribers.get((client.id, sub.qid)) if query is not None else None
+            if current is sub and not client.closed:
+                log.info("live query %s: token expired, closing %s", sub.qid, client.id)
+                client.close(TOKEN_EXPIRED, "token expired: sign in again and resubscribe")
+
+        loop.call_later(max(sub.expires - time.time(), 0.0) + 0.05, check)
+
     async def on_close(self, client: Peer) -> None:
         for qid in list(self.by_client.get(client.id, {})):
             await self._remove(client, qid)
@@ -122,6 +141,10 @@ class LiveQueries:
         req = await self.security.crud(project, db, col, "read", req, claims, token)
         where = req.find
 
+        held = self.by_client.get(client.id, {})
+        if qid not in held and len(held) >= self.core.settings.socket_live_queries:
+            raise TooManyAttempts(f"too many live queries on this connection (at most "
+                                  f"{self.core.settings.socket_live_queries}): unsubscribe some first")
         await self._remove(client, qid)
         f = await self._feed(project.id, alias, col, id_field)
         key = orjson.dumps(where, option=orjson.OPT_SORT_KEYS).decode()
@@ -130,8 +153,11 @@ class LiveQueries:
             query = f.queries[key] = SharedQuery((project.id, alias, col, key), where, id_field)
         changes_only = bool(options.get("changesOnly"))
         skip_initial = changes_only or bool(options.get("skipInitial"))
+        exp = claims.get("exp") if claims else None
         sub = Subscriber(client, qid, claims, token, changes_only,
-                         syncing=None if skip_initial and resume is None else [])
+                         syncing=None if skip_initial and resume is None else [],
+                         expires=float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None)
+        self._watch_expiry(client, sub)
         query.subscribers[(client.id, qid)] = sub
         self.by_client.setdefault(client.id, {})[qid] = query
         ack: dict[str, Any] = {"group": col, "id": qid, "ack": True, "error": "", "docs": [],

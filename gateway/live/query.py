@@ -39,6 +39,8 @@ class Subscriber:
     changes_only: bool = False
     syncing: list[Event] | None = None
     """Events buffered while the initial snapshot (or a resume) is being read."""
+    expires: float | None = None
+    """When the subscriber's token expires (epoch seconds): the live query ends then."""
 
 
 @dataclass(eq=False)

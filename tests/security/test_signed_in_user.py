@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import orjson
 import pytest
+import websockets
 
 from mesh.messages import DbRequest
 from tests.support.live import LiveClient
@@ -202,3 +205,48 @@ async def test_tokens_must_expire_unless_the_project_allows_otherwise(tmp_path: 
             assert r.status_code == expected, (auth, r.text)
             r = await s.http.post(s.crud("t", "read"), json={}, headers={"Authorization": f"Bearer {expiring}"})
             assert r.status_code == 200
+
+
+async def test_a_live_query_ends_when_its_token_expires_and_can_be_renewed(tmp_path: Path, nats_url: str) -> None:
+    rules = {"notes": {"rules": {"read": {"rule": "authenticated"}}}}
+    async with stack("sqlite", tmp_path, nats_url, collections=rules) as s:
+        def token(ttl: float) -> str:
+            return jwt.encode({"id": "u1", "exp": int(time.time() + ttl)}, SECRET, algorithm="HS256")
+
+        short = await LiveClient.connect(s.gw.ws_url, s.project, token(1.5))
+        renewed = await LiveClient.connect(s.gw.ws_url, s.project, token(1.5))
+        try:
+            assert (await short.subscribe("q", "notes", s.alias, {}))["ack"] is True
+            assert (await renewed.subscribe("q", "notes", s.alias, {}))["ack"] is True
+            renewed.token = token(60)
+            assert (await renewed.subscribe("q", "notes", s.alias, {}))["ack"] is True  # the same id: renewed
+            code, reason = await asyncio.wait_for(asyncio.shield(short.closed), 10)
+            assert code == 4401 and "expired" in reason
+            await asyncio.sleep(1.0)
+            assert not renewed.closed.done(), "a renewed live query was ended"
+        finally:
+            await short.close()
+            await renewed.close()
+
+
+async def test_one_socket_cannot_hold_unbounded_work(tmp_path: Path, nats_url: str) -> None:
+    rules = {"notes": {"rules": {"read": {"rule": "allow"}}}}
+    settings = {"socket_live_queries": 3, "socket_requests": 1}
+    async with stack("sqlite", tmp_path, nats_url, collections=rules, settings=settings) as s:
+        lc = await LiveClient.connect(s.gw.ws_url, s.project)
+        try:
+            for n in range(3):
+                assert (await lc.subscribe(f"q{n}", "notes", s.alias, {"n": n}))["ack"] is True
+            ack = await lc.subscribe("q3", "notes", s.alias, {"n": 3})
+            assert ack["ack"] is False and "too many live queries" in ack["error"]
+            assert (await lc.subscribe("q0", "notes", s.alias, {"n": 9}))["ack"] is True  # replacing one is fine
+        finally:
+            await lc.close()
+        # a burst of requests: beyond the cap they are refused at once, not queued without bound
+        async with websockets.connect(f"{s.gw.ws_url}/v1/api/{s.project}/socket/json") as ws:
+            for i in range(20):
+                await ws.send(orjson.dumps({"id": f"b{i}", "type": "realtime-subscribe", "data": {
+                    "id": f"b{i}", "group": "notes", "dbType": s.alias, "where": {"i": i}}}).decode())
+            replies = [orjson.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(20)]
+            refused = [r for r in replies if "too many requests in flight" in str(r["data"].get("error"))]
+            assert refused, "twenty requests at once were all taken"
