@@ -6,6 +6,7 @@
      ├── Unauthorized           401  no or invalid credentials
      ├── Forbidden              403  a rule said no
      ├── NotFound               404  no such project/database/route, or `op: one` matched nothing
+     ├── RequestTimeout         408  the client did not send its request body in time
      ├── Conflict               409  duplicate id / unique violation
      ├── PayloadTooLarge        413  body over the configured limit
      ├── TooManyAttempts        429  back-off after failed sign-ins, or a per-client cap
@@ -53,6 +54,10 @@ class NotFound(SpaceCloudError):
     status = 404
 
 
+class RequestTimeout(SpaceCloudError):
+    status = 408
+
+
 class Conflict(SpaceCloudError):
     status = 409
 
@@ -84,7 +89,7 @@ class InternalError(SpaceCloudError):
 _BY_STATUS: dict[int, type[SpaceCloudError]] = {
     cls.status: cls
     for cls in (
-        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, TooManyAttempts,
+        BadRequest, Unauthorized, Forbidden, NotFound, RequestTimeout, Conflict, PayloadTooLarge, TooManyAttempts,
         NotImplementedYet, ServiceUnavailable, Timeout, InternalError,
     )
 }

@@ -55,7 +55,7 @@ class Gateway:
         }
         self.ws_close_hooks: list[CloseHook] = [self.bridge.on_close, self.live.on_close]
         self.clients: dict[str, Client] = {}
-        self.router = Router(self.routes())
+        self.router = Router(self.routes(), body_timeout=config.gateway.body_timeout)
 
     def routes(self) -> list[Route]:
         auth = "/v1/api/{project}/auth/{alias}"

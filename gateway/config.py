@@ -211,6 +211,8 @@ class GatewaySettings:
     """Requests (subscribe, register, ...) handled at once per WebSocket; more are refused until one ends."""
     socket_live_queries: int = 256
     """Live queries one connection may hold."""
+    body_timeout: float = 30.0
+    """Seconds a client has to send a request body; a connection that stalls gets 408 and is let go."""
 
     KEYS = {
         "maxBodyBytes": ("max_body_bytes", int, 1024),
@@ -221,6 +223,7 @@ class GatewaySettings:
         "socketServiceConcurrency": ("socket_service_concurrency", int, 1),
         "socketRequests": ("socket_requests", int, 1),
         "socketLiveQueries": ("socket_live_queries", int, 1),
+        "bodyTimeout": ("body_timeout", float, 0.1),
     }
     """File key -> (attribute, type, minimum)."""
 

@@ -6,13 +6,14 @@ with the error's status; a 500 never leaks internals.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
-from common.errors import BadRequest, PayloadTooLarge, SpaceCloudError
+from common.errors import BadRequest, PayloadTooLarge, RequestTimeout, SpaceCloudError
 
 log = logging.getLogger("space_cloud.http")
 
@@ -59,9 +60,12 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 class Request:
     """One HTTP request as a route handler sees it: the ASGI triple and the path's named parameters."""
 
-    __slots__ = ("params", "receive", "scope", "send")
+    __slots__ = ("body_timeout", "params", "receive", "scope", "send")
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, params: dict[str, str]) -> None:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, params: dict[str, str], *,
+                 body_timeout: float = 30.0) -> None:
+        self.body_timeout = body_timeout
+        """Seconds a client has to send its whole body (a half-open or trickling connection gets 408)."""
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -88,6 +92,13 @@ class Request:
         return parse_bearer(header(self.scope, b"authorization"))
 
     async def body(self, limit: int) -> bytes:
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await self._body(limit)
+        except TimeoutError:
+            raise RequestTimeout(f"the request body did not arrive within {self.body_timeout:g}s") from None
+
+    async def _body(self, limit: int) -> bytes:
         length = header(self.scope, b"content-length")
         if length is not None:
             try:

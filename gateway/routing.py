@@ -80,8 +80,9 @@ def websocket(path: str, handler: SocketEndpoint) -> Route:
 class Router:
     """Matches a request against the table; exact-length routes first, then `{rest:path}` routes, in table order."""
 
-    def __init__(self, routes: list[Route]) -> None:
+    def __init__(self, routes: list[Route], *, body_timeout: float = 30.0) -> None:
         self.routes = routes
+        self.body_timeout = body_timeout
         self._exact: dict[tuple[bool, int], list[Route]] = {}
         self._prefixed: list[Route] = []
         for r in routes:
@@ -119,7 +120,7 @@ class Router:
                 raise NotFound("not found")
             r, params = found
             handler: Endpoint = r.handler  # type: ignore[assignment]
-            result = await handler(Request(scope, receive, send, params))
+            result = await handler(Request(scope, receive, send, params, body_timeout=self.body_timeout))
         except Exception as exc:
             await send_error(send, exc)
             return

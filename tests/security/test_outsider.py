@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -64,3 +65,15 @@ async def test_the_service_list_is_not_public(nats_url: str) -> None:
             httpx.AsyncClient(base_url=gw.url, timeout=10) as http:
         r = await http.get(f"/v1/api/{project}/services")
         assert r.status_code == 401 and "admin" in r.json()["error"]
+
+
+async def test_a_half_sent_request_is_dropped_at_its_deadline(nats_url: str) -> None:
+    project = "p" + uuid.uuid4().hex[:8]
+    async with gateway(project_config(project), nats_url, settings={"body_timeout": 0.5}) as gw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(f"POST /v1/api/{project}/functions/s/f HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 1000\r\n\r\n{\"params\":".encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)  # the server answers, it does not wait
+        assert head.startswith(b"HTTP/1.1 408")
+        writer.close()
