@@ -17,6 +17,32 @@ ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 ERROR_HEADER = "Nats-Service-Error"
 """An error reply (nats micro): status code and message in headers, rebuilt by `common.errors.from_code`."""
 
+TIMEOUT_HEADER = "Sc-Timeout"
+"""On a request: how long the caller waits for the reply, in whole milliseconds (at least 1), counted from
+when it sent the request. A budget, not a wall-clock instant: receivers add it to their own clock on
+arrival, so clocks need not agree. Absent: the caller did not say (the receiver applies its default)."""
+REQUEST_ID_HEADER = "Sc-Request-Id"
+"""On a request (and on error replies): the id of the client request it serves, for the logs."""
+
+
+def encode_timeout(seconds: float) -> str:
+    return str(max(1, int(seconds * 1000)))
+
+
+def decode_timeout(value: str | None) -> float | None:
+    """The budget in seconds; None when absent or not a positive integer (the header is then ignored)."""
+    if not value or not value.isdigit():
+        return None
+    ms = int(value)
+    return ms / 1000.0 if ms > 0 else None
+
+
+def request_headers(timeout: float, request_id: str | None) -> dict[str, str]:
+    """The headers every request carries: its budget and, when known, the request id."""
+    if request_id is None:
+        return {TIMEOUT_HEADER: encode_timeout(timeout)}
+    return {TIMEOUT_HEADER: encode_timeout(timeout), REQUEST_ID_HEADER: request_id}
+
 Auth = dict[str, Any] | None
 ChangeType = Literal["insert", "update", "delete"]
 CHANGE_TYPES = ("insert", "update", "delete")

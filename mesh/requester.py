@@ -11,6 +11,10 @@ message to that object's `set_result` at once, where a callback subscription wou
 task of its own (one more event-loop turn per reply). The router is an object with the two methods
 nats-py calls; `start()` checks once that replies really arrive that way and otherwise falls back
 to an ordinary callback subscription.
+
+Every request carries its budget (`Sc-Timeout`, from `timeout`) and the current request id
+(`Sc-Request-Id`, from `mesh.context`), so the responder can drop work its caller gave up on and log
+under the same id.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from nats.aio.msg import Msg
 
 from common.errors import ServiceUnavailable, SpaceCloudError, Timeout, from_code
 
-from .messages import ERROR_CODE_HEADER, ERROR_HEADER
+from .context import REQUEST_ID
+from .messages import ERROR_CODE_HEADER, ERROR_HEADER, request_headers
 
 STATUS_HEADER = "Status"
 NO_RESPONDERS = "503"
@@ -84,16 +89,24 @@ class Requester:
         timeout: float,
         *,
         what: str = "",
+        detail: str = "",
         headers: dict[str, str] | None = None,
     ) -> bytes:
         """Send a request; return the reply payload or raise the `SpaceCloudError` the responder sent.
 
-        No responder → `ServiceUnavailable` at once; no reply in `timeout` seconds → `Timeout`.
+        No responder → `ServiceUnavailable` at once; no reply in `timeout` seconds → `Timeout`. Errors
+        name `what` was asked, and `detail` in parentheses (e.g. which database alias).
         """
         if self._sub is None:
             raise RuntimeError("Requester.start() was not called")
+        about = f" ({detail})" if detail else ""
         if not self._nc.is_connected:
-            raise ServiceUnavailable(f"cannot reach {what or subject}: not connected to NATS (reconnecting)")
+            raise ServiceUnavailable(f"cannot reach {what or subject}{about}: not connected to NATS (reconnecting)")
+        if timeout <= 0:
+            raise Timeout(f"no time left to ask {what or subject}{about}: the request's deadline has passed")
+        hdrs = request_headers(timeout, REQUEST_ID.get())
+        if headers:
+            hdrs.update(headers)
         token = str(next(self._counter))
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Msg] = loop.create_future()
@@ -105,23 +118,23 @@ class Requester:
             loop.call_at(tick * TICK, self._expire, tick)
         bucket.append(token)
         try:
-            await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
+            await self._nc.publish(subject, payload, reply=self._prefix + token, headers=hdrs)
             msg = await fut
         except TimeoutError:
-            raise Timeout(f"{what or subject} did not answer within {timeout:g}s") from None
+            raise Timeout(f"{what or subject} did not answer within {timeout:.3g}s{about}") from None
         except SpaceCloudError:
             raise
         except Exception as exc:  # connection closed, draining, ...
-            raise ServiceUnavailable(f"cannot reach {what or subject}: {exc or type(exc).__name__}") from None
+            raise ServiceUnavailable(f"cannot reach {what or subject}{about}: {exc or type(exc).__name__}") from None
         finally:
             self._pending.pop(token, None)
-        hdrs = msg.headers
-        if hdrs:
-            if hdrs.get(STATUS_HEADER) == NO_RESPONDERS:
-                raise ServiceUnavailable(f"no instance of {what or subject} is running")
-            code = hdrs.get(ERROR_CODE_HEADER)
+        reply = msg.headers
+        if reply:
+            if reply.get(STATUS_HEADER) == NO_RESPONDERS:
+                raise ServiceUnavailable(f"no instance of {what or subject} is running{about}")
+            code = reply.get(ERROR_CODE_HEADER)
             if code is not None:
-                raise from_code(code, hdrs.get(ERROR_HEADER, "error"))
+                raise from_code(code, reply.get(ERROR_HEADER, "error"))
         return msg.data
 
     def _expire(self, tick: int) -> None:
