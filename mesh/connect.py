@@ -7,6 +7,7 @@ permissions allow it to read and no other role's do.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -89,8 +90,9 @@ async def disconnect(nc: Client | None) -> None:
         return
     try:
         await nc.drain()
-    except Exception:
-        await nc.close()
+    except Exception:  # e.g. reconnecting: the server is gone, nothing is left to drain
+        with contextlib.suppress(Exception):
+            await nc.close()
 
 
 async def connect(

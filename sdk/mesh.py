@@ -204,7 +204,9 @@ class Mesh:
         self.project = project
         self._subjects.clear()
         dev = self._dev = conn.dev_server
-        nc = await connect(conn.target, name=f"service:{self.service}",
+        # On loopback a server answers at once: a short connect timeout keeps a reconnect attempt to a
+        # port someone else took from holding the service back from the dev server's new one.
+        nc = await connect(conn.target, name=f"service:{self.service}", connect_timeout=5.0 if dev is None else 2.0,
                            on_disconnect=dev.on_disconnect if dev is not None else None)
         if dev is not None:
             dev.attach(nc)
