@@ -19,6 +19,7 @@ from common.errors import (
     TooManyAttempts,
     Unauthorized,
 )
+from mesh.connect import NatsTarget
 
 from .mesh import Mesh, MeshNotStarted
 
@@ -34,6 +35,7 @@ __all__ = [
     "Mesh",
     "MeshError",
     "MeshNotStarted",
+    "NatsTarget",
     "NotFound",
     "NotImplementedYet",
     "PayloadTooLarge",

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -33,7 +38,7 @@ from mesh.busauth import BusAuth
 from mesh.callout import AuthCallout
 from mesh.connect import NatsTarget, connect, disconnect
 from mesh.discovery import list_services
-from mesh.natsd import EmbeddedNats
+from mesh.natsd import EmbeddedNats, find_binary
 from sdk import Mesh
 from tests.support.live import LiveClient
 from tests.support.servers import gateway, project_config
@@ -337,3 +342,105 @@ async def _serve_socket(ws: Any) -> None:
             data = frame["data"]
             await ws.send(orjson.dumps({"id": uuid.uuid4().hex, "type": "service-request",
                                         "data": {"id": data["id"], "params": {"echoed": data["params"]}}}).decode())
+
+
+# -- an external NATS: deploy/nats-auth.conf ------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nats-auth.conf"
+
+
+def test_the_example_config_grants_what_each_role_needs() -> None:
+    """deploy/nats-auth.conf says, for each role, what `mesh.roles` says (the embedded server's table)."""
+    text = EXAMPLE.read_text()
+    blocks = {name: text.split(f"user: {name}\n", 1)[1].split("\n    }", 1)[0]
+              for name in ("gateway", "worker", "todo")}
+    for name, perms in (("gateway", roles.gateway()), ("worker", roles.worker()), ("todo", roles.service("todo"))):
+        publish = blocks[name].split("publish:", 1)[1].split("\n", 1)[0]
+        subscribe = blocks[name].split("subscribe:", 1)[1].split("allow_responses", 1)[0]
+        assert sorted(_quoted(publish)) == sorted(perms.publish), name
+        assert sorted(_quoted(subscribe)) == sorted(perms.subscribe), name
+        assert f'expires: "{roles.RESPONSE_TTL_S}s"' in blocks[name]
+
+
+def _spawn(cmd: list[str], *, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _quoted(text: str) -> list[str]:
+    return text.split('"')[1::2]
+
+
+async def test_an_external_nats_with_the_example_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production shape on deploy/nats-auth.conf: gateway, worker and a service, each as its own user."""
+    from tests.support.servers import free_port
+
+    passwords = {f"SC_NATS_{user}_PASSWORD": uuid.uuid4().hex for user in ("GATEWAY", "WORKER", "TODO")}
+    nats_port = free_port()
+    url = f"nats://127.0.0.1:{nats_port}"
+    root = EXAMPLE.parents[1]
+    server = _spawn([find_binary(), "-c", str(EXAMPLE), "-a", "127.0.0.1", "-p", str(nats_port), "-sd",
+                     str(tmp_path / "js")], env={**os.environ, **passwords})
+    (tmp_path / "config.yaml").write_text(
+        "projects:\n"
+        "  - id: ext\n"
+        "    secret: a-long-enough-secret-for-this-test-0123456789\n"
+        "    modules:\n"
+        "      crud:\n"
+        "        sqlite:\n"
+        "          conn: ext.db\n"
+        "          collections:\n"
+        "            default: {rules: {create: {rule: allow}, read: {rule: allow}}}\n"
+        "      functions:\n"
+        "        services:\n"
+        "          todo: {functions: {default: {rule: {rule: allow}}}}\n"
+    )
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("SPACE_CLOUD_NATS")}
+    base_env.update(PYTHONPATH=str(root), HOME=str(tmp_path), SPACE_CLOUD_HOME=str(tmp_path / ".sc"))
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", nats_port), timeout=0.2).close()
+                break
+            await asyncio.sleep(0.05)
+        for args, user in ((["run", "--port", str(port), "--no-worker"], "gateway"), (["worker"], "worker")):
+            env = {**base_env, "SPACE_CLOUD_NATS_USER": user,
+                   "SPACE_CLOUD_NATS_PASSWORD": passwords[f"SC_NATS_{user.upper()}_PASSWORD"]}
+            procs.append(_spawn([sys.executable, "-m", "gateway.cli", *args, "--nats", url, "--config", "config.yaml"],
+                                env=env, cwd=tmp_path))
+        monkeypatch.setenv("SPACE_CLOUD_NATS", url)
+        monkeypatch.setenv("SPACE_CLOUD_NATS_USER", "todo")
+        monkeypatch.setenv("SPACE_CLOUD_NATS_PASSWORD", passwords["SC_NATS_TODO_PASSWORD"])
+        svc = Mesh("todo", project="ext")
+
+        @svc.function
+        async def add(params: Any, auth: Any) -> int:
+            return int(params["a"]) + int(params["b"])
+
+        async with svc, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            body = {"op": "one", "doc": {"id": "e1"}}
+            for _ in range(200):
+                with contextlib.suppress(httpx.TransportError):
+                    r = await http.post("/v1/api/ext/crud/sqlite/items/create", json=body)
+                    if r.status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            assert r.status_code == 200, r.text
+            r = await http.post("/v1/api/ext/crud/sqlite/items/read", json={"op": "count"})
+            assert r.json() == {"result": 1}
+            r = await http.post("/v1/api/ext/functions/todo/add", json={"params": {"a": 2, "b": 3}, "timeout": 5000})
+            assert r.status_code == 200 and r.json() == {"result": 5}, r.text
+            async with watched(NatsTarget(url, user="todo", password=passwords["SC_NATS_TODO_PASSWORD"],
+                                          inbox_prefix=roles.service("todo").inbox)) as todo:
+                await received(todo.nc, "sc.*.db.>", nothing, window=0)
+                assert await todo.violation("sc.*.db.>")
+    finally:
+        for proc in (*procs, server):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert all(p.returncode == 0 for p in procs), [p.returncode for p in procs]

@@ -7,7 +7,7 @@ import sdk
 SERVICE_NAMES = {
     "Mesh", "MeshNotStarted", "MeshError", "SpaceCloudError", "BadRequest", "InvalidQuery", "Unauthorized",
     "Forbidden", "NotFound", "Conflict", "PayloadTooLarge", "TooManyAttempts", "NotImplementedYet",
-    "ServiceUnavailable", "Timeout", "InternalError",
+    "ServiceUnavailable", "Timeout", "InternalError", "NatsTarget",
 }
 
 
