@@ -95,20 +95,27 @@ class Security:
         self.core = core
         self.admin_secret = core.config.admin.secret or secrets.token_urlsafe(32)
         """Signs admin sessions; without a configured one, sessions last as long as this process."""
+        self.disabled: set[tuple[str, str]] = set()
+        """(project, user id) of users an admin disabled: their tokens are refused. Kept current on every
+        gateway by `gateway.admin_users.DisabledUsers` (from the `users` collections and their change events)."""
 
-    def admin(self, token: str | None) -> None:
-        """Is this an admin's request? (a valid admin session token, or `--dev`); 401 otherwise."""
+    def admin(self, token: str | None) -> str:
+        """Is this an admin's request? (a valid admin session token, or `--dev`); 401 otherwise.
+        Returns the admin's name (what admin actions are logged with); `dev` under `--dev`."""
         if self.core.dev:
-            return
-        tokens.verify_admin(token, secret=self.admin_secret)
+            return "dev"
+        return str(tokens.verify_admin(token, secret=self.admin_secret).get("id") or "admin")
 
-    @staticmethod
-    def claims(project: ProjectConfig, token: str | None) -> Auth:
-        """Claims of the caller's token; None without one; a present but invalid token is a 401."""
+    def claims(self, project: ProjectConfig, token: str | None) -> Auth:
+        """Claims of the caller's token; None without one; a present but invalid token (or one of a
+        disabled user) is a 401."""
         if not token:
             return None
-        return tokens.verify(token, secret=project.secret, project=project.id,
-                             require_exp=not project.auth.allow_tokens_without_expiry)
+        claims = tokens.verify(token, secret=project.secret, project=project.id,
+                               require_exp=not project.auth.allow_tokens_without_expiry)
+        if self.disabled and (project.id, str(claims.get("id"))) in self.disabled:
+            raise Unauthorized(tokens.INVALID)
+        return claims
 
     async def _decide(self, project: ProjectConfig, rule: dict[str, Any] | None, args: dict[str, Any]) -> Decision:
         return await evaluate(rule, args, CoreRuleContext(self.core, project.id))

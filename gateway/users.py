@@ -152,6 +152,8 @@ class Users:
                 raise NotFound("User not found")
             raise Unauthorized(BAD_CREDENTIALS)
         self.failures.succeeded(email, client)
+        if user.get("disabled") is True:  # told only to whoever knows the password
+            raise Forbidden("this account is disabled")
         return {"user": public(user), "token": self._token(project, user, id_field)}
 
     async def _read_rule(self, project: ProjectConfig, alias: str, op: str, find: dict[str, Any],
@@ -231,6 +233,45 @@ class Users:
         except NotFound:
             raise NotFound("User not found") from None
         return {"user": public(user)}
+
+    # -- for the admin (Mission Control; gateway/admin_users.py checks the admin first) ------------
+
+    async def _user(self, project: ProjectConfig, alias: str, id_field: str, uid: str) -> dict[str, Any]:
+        try:
+            user: dict[str, Any] = await self._db(project, alias, "read",
+                                                  DbRequest(col=USERS, op="one", find={id_field: uid}))
+        except NotFound:
+            raise NotFound("User not found") from None
+        return user
+
+    async def set_password(self, project_id: str, alias: str, uid: str, password: str) -> None:
+        """An admin's password reset: the new hash goes to `_sc_credentials` (a hash left in `users` by an
+        earlier version is removed)."""
+        project, id_field = self._project(project_id, alias)
+        if not password:
+            raise BadRequest("`pass` must not be empty")
+        user = await self._user(project, alias, id_field, uid)
+        email = user.get("email")
+        if not isinstance(email, str) or not email:
+            raise BadRequest("this user has no email, so no password to reset")
+        reqs: list[dict[str, Any]] = [{
+            "type": "update", "col": CREDENTIALS, "op": "upsert", "find": {id_field: credential_key(email)},
+            "update": {"$set": {"hash": await self.passwords.hash(password), "userId": user[id_field]}}}]
+        if "pass" in user:
+            reqs.append({"type": "update", "col": USERS, "op": "one", "find": {id_field: user[id_field]},
+                         "update": {"$unset": {"pass": ""}}})
+        await self._db(project, alias, "batch", DbRequest(reqs=reqs))
+
+    async def delete(self, project_id: str, alias: str, uid: str) -> dict[str, Any]:
+        """An admin's deletion of a user: the profile and its credentials, in one batch. Returns the profile."""
+        project, id_field = self._project(project_id, alias)
+        user = await self._user(project, alias, id_field, uid)
+        reqs: list[dict[str, Any]] = [{"type": "delete", "col": USERS, "op": "all", "find": {id_field: user[id_field]}}]
+        email = user.get("email")
+        if isinstance(email, str) and email:
+            reqs.append({"type": "delete", "col": CREDENTIALS, "op": "all", "find": {id_field: credential_key(email)}})
+        await self._db(project, alias, "batch", DbRequest(reqs=reqs))
+        return public(user)
 
     # -- HTTP routes (`/v1/api/<project>/auth/<alias>/...`) ---------------------------------------
 
