@@ -21,7 +21,7 @@ from adapters.registry import create_adapter
 from common.errors import BadRequest, NotFound
 from mesh import subjects
 from mesh.codec import pack
-from mesh.connect import connect, disconnect
+from mesh.connect import NatsTarget, connect, disconnect
 from mesh.messages import ChangeEvent, DbRequest
 from mesh.service import MicroService
 from worker.spec import DatabaseSpec
@@ -48,7 +48,8 @@ def read_options(raw: dict[str, Any]) -> ReadOptions:
 
 
 class DbWorker:
-    def __init__(self, nats_url: str, *, databases: list[DatabaseSpec], max_concurrency: int = 256) -> None:
+    def __init__(self, nats_url: str | NatsTarget, *, databases: list[DatabaseSpec], max_concurrency: int = 256
+                 ) -> None:
         self._url = nats_url
         self._specs = {(d.project, d.alias): d for d in databases}
         self._adapters: dict[tuple[str, str], Adapter] = {}
@@ -149,7 +150,7 @@ class DbWorker:
             await nc.publish(subjects.changes(project, alias, col), change_event(change).encode())
 
 
-async def run_worker(nats_url: str, databases: list[DatabaseSpec]) -> None:
+async def run_worker(nats_url: str | NatsTarget, databases: list[DatabaseSpec]) -> None:
     worker = DbWorker(nats_url, databases=databases)
     await worker.start()
     stop = asyncio.Event()
