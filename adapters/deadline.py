@@ -2,12 +2,19 @@
 
 A context variable, so every statement run for one request sees that request's deadline without it
 being passed through each adapter method. Times are `time.monotonic()` seconds.
+
+The write rule (what a 504 for a write means, docs/operations.md): under a deadline every write ends
+with a COMMIT the adapter sends itself (never a lone autocommitted statement, whose bytes could reach
+the database after the deadline, e.g. from a stalled proxy), and `before_commit()` refuses to send it
+once the deadline has passed: the transaction is rolled back instead.
 """
 
 from __future__ import annotations
 
 import time
 from contextvars import ContextVar, Token
+
+from common.errors import Timeout
 
 _DEADLINE: ContextVar[float | None] = ContextVar("sc_db_deadline", default=None)
 
@@ -29,3 +36,12 @@ def remaining() -> float | None:
     """Seconds left (may be negative); None when no deadline is set."""
     at = _DEADLINE.get()
     return None if at is None else at - time.monotonic()
+
+
+def before_commit() -> None:
+    """Raise `Timeout` (so the transaction rolls back) when the deadline has passed; call it right before
+    sending COMMIT."""
+    at = _DEADLINE.get()
+    if at is not None and time.monotonic() >= at:
+        raise Timeout(f"the deadline passed {time.monotonic() - at:.3g}s before the commit; the write was "
+                      "rolled back")

@@ -16,6 +16,7 @@ from common.errors import NotFound
 from gateway.config import Config, GatewaySettings, ProjectConfig
 from mesh import subjects
 from mesh.codec import unpack
+from mesh.context import budget
 from mesh.connect import NatsTarget, connect, disconnect
 from mesh.messages import Auth, Call, DbRequest
 from mesh.requester import Requester
@@ -84,6 +85,13 @@ class Core:
     async def db_request(self, project: str, alias: str, kind: str, req: DbRequest) -> Any:
         """A request to the db workers (queue group `sc.db`); their errors come back as the same error classes."""
         data = await self.requester.request(
-            subjects.db(project, alias, kind), req.encode(), self.settings.db_timeout, what="the db worker"
+            subjects.db(project, alias, kind), req.encode(), budget(self.settings.db_timeout),
+            what="the db worker", detail=self._db_label(project, alias),
         )
         return unpack(data)
+
+    def _db_label(self, project: str, alias: str) -> str:
+        """`postgres alias sql-postgres`: what an error about this database names."""
+        found = self.config.project(project)
+        db = found.crud.get(alias) if found is not None else None
+        return f"{db.type} alias {alias}" if db is not None else f"alias {alias}"

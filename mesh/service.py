@@ -71,7 +71,7 @@ Handler = Callable[[Any, Auth], Awaitable[Any]]
 """A function of a service: `(params, auth) -> result`."""
 
 TimeoutText = Callable[[Msg, float], str]
-"""What a 504 from the runtime says: (request, seconds the request had) -> message."""
+"""What a 504 for a cancelled request says: (request, seconds it had) -> message."""
 
 TICK = 0.01
 """Width of a deadline bucket, in seconds (a stuck request is answered at most this late)."""
@@ -84,7 +84,7 @@ def margin(budget: float) -> float:
 
 
 def _timeout_text(msg: Msg, seconds: float) -> str:
-    return f"{msg.subject} did not finish within {seconds:.3g}s"
+    return f"{msg.subject} did not finish within {seconds:.3g}s and was cancelled"
 
 
 @dataclass(eq=False)
@@ -258,8 +258,8 @@ class MicroService:
                 log.info("%s: dropped %s: its deadline passed before it started (waited %.3gs)", self.name,
                          msg.subject, waited)
                 await self._answer_error(msg, Timeout(
-                    f"{ep.timeout_text(msg, deadline - arrival)}: it waited {waited:.3g}s for a turn and was "
-                    "dropped before it started"))
+                    f"{msg.subject}: its deadline passed while it waited {waited:.3g}s for a turn on {self.name} "
+                    f"instance {self.id}; it was dropped before it started"))
                 return
             running = None
             if budget is not None and deadline is not None:
@@ -342,7 +342,7 @@ class MicroService:
             ep = running.ep
             ep.timed_out += 1
             ep.errors += 1
-            text = f"{ep.timeout_text(running.msg, running.budget)}; it was cancelled"
+            text = ep.timeout_text(running.msg, running.budget)
             ep.last_error = f"504 {text}"
             log.warning("%s: %s", self.name, text)
             running.task.cancel()
@@ -427,7 +427,7 @@ IDEMPOTENT = "idempotent"
 def _function_timeout_text(msg: Msg, seconds: float) -> str:
     parts = msg.subject.split(".")
     name = f"{parts[3]}.{parts[4]}" if len(parts) == 5 else msg.subject
-    return f"function {name} did not finish within {seconds:.3g}s"
+    return f"function {name} did not finish within {seconds:.3g}s and was cancelled"
 
 
 class FunctionService(MicroService):

@@ -2,12 +2,19 @@
 
 Project and alias come from the subject, the request from a `DbRequest`; after every successful
 write one `ChangeEvent` per affected document goes to `sc.<project>.changes.<alias>.<col>`.
+
+Every alias is a `worker.databases.Database` of its own: its connect, its concurrency, its breaker.
+One alias that hangs or fails never holds a turn of another. The service runtime (`mesh.service`)
+gives each request its deadline (the caller's budget); the worker hands it to the adapter
+(`adapters.deadline`) and a request that cannot finish in time is cancelled and answered 504. A
+write cancelled that way is rolled back, unless its commit had already been sent; one that commits
+anyway still publishes its change events and is logged and counted as a late commit
+(docs/operations.md: what a 504 means for a write).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -16,14 +23,17 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from adapters import deadline as db_deadline
 from adapters.base import Adapter, Change, ReadOptions, WriteRequest
-from adapters.registry import create_adapter
-from common.errors import BadRequest, NotFound
-from mesh import subjects
+from common.errors import BadRequest, NotFound, ServiceUnavailable, SpaceCloudError, Timeout
+from mesh import context, subjects
 from mesh.codec import pack
 from mesh.connect import NatsTarget, connect, disconnect
 from mesh.messages import ChangeEvent, DbRequest
 from mesh.service import MicroService
+from worker.databases import Database
+from worker.http import StatusServer
+from worker.metrics import WorkerMetrics
 from worker.spec import DatabaseSpec
 
 log = logging.getLogger("space_cloud.worker")
@@ -33,6 +43,9 @@ SYSTEM_PROJECT = "_system"
 """The project the worker's discovery entry is listed under."""
 
 WRITES = ("create", "update", "delete", "batch")
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a request that carries no budget (`Sc-Timeout`) may take."""
 
 
 def change_event(change: Change) -> ChangeEvent:
@@ -47,74 +60,177 @@ def read_options(raw: dict[str, Any]) -> ReadOptions:
     )
 
 
+def _outcome(exc: BaseException) -> str:
+    if isinstance(exc, Timeout):
+        return "timeout"
+    if isinstance(exc, ServiceUnavailable):
+        return "unavailable"
+    if isinstance(exc, SpaceCloudError) and exc.status < 500:
+        return "client_error"
+    return "error"
+
+
 class DbWorker:
-    def __init__(self, nats_url: str | NatsTarget, *, databases: list[DatabaseSpec], max_concurrency: int = 256
-                 ) -> None:
+    def __init__(
+        self,
+        nats_url: str | NatsTarget,
+        *,
+        databases: list[DatabaseSpec],
+        alias_concurrency: int = 64,
+        alias_queue: int = 256,
+        connect_timeout: float = 5.0,
+        default_timeout: float = DEFAULT_TIMEOUT,
+        metrics_port: int | None = None,
+        metrics_host: str = "0.0.0.0",
+    ) -> None:
+        """`alias_concurrency`/`alias_queue`: per (project, alias), requests run at once and waiting for a
+        turn (beyond: 503 at once). `metrics_port`: serve `/metrics` and `/healthz` there (0: any free port)."""
         self._url = nats_url
-        self._specs = {(d.project, d.alias): d for d in databases}
-        self._adapters: dict[tuple[str, str], Adapter] = {}
-        self._connect_lock = asyncio.Lock()
-        self._max_concurrency = max_concurrency
+        self._limits = {"limit": alias_concurrency, "queue": alias_queue, "connect_timeout": connect_timeout}
+        self._dbs = {(d.project, d.alias): self._database(d) for d in databases}
+        self._default_timeout = default_timeout
+        self.metrics = WorkerMetrics(lambda: list(self._dbs.values()))
+        self._status = (StatusServer(self.metrics.registry, self.health, host=metrics_host, port=metrics_port)
+                        if metrics_port is not None else None)
         self._nc: Client | None = None
         self._service: MicroService | None = None
-        self._closing: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def _database(self, spec: DatabaseSpec) -> Database:
+        return Database(spec, limit=int(self._limits["limit"]), queue=int(self._limits["queue"]),
+                        connect_timeout=float(self._limits["connect_timeout"]))
+
+    @property
+    def databases(self) -> dict[tuple[str, str], Database]:
+        return self._dbs
+
+    @property
+    def status_port(self) -> int | None:
+        return self._status.port if self._status is not None else None
 
     async def start(self) -> None:
         self._nc = await connect(self._url, name="space-cloud-worker")
+        # No cap for the whole instance: every alias bounds itself, so a stuck one cannot fill a shared pool.
         self._service = MicroService(
-            self._nc, name=SERVICE_NAME, queue_group=subjects.DB_QUEUE, max_concurrency=self._max_concurrency,
+            self._nc, name=SERVICE_NAME, queue_group=subjects.DB_QUEUE, max_concurrency=None,
+            default_timeout=self._default_timeout,
             description="space-cloud db worker", metadata={"project": SYSTEM_PROJECT, "kind": "db-worker"},
         )
-        self._service.add_endpoint("db", subjects.db_all(), self._handle)
+        self._service.add_endpoint("db", subjects.db_all(), self._handle, data=self._stats_data,
+                                   timeout_text=self._timeout_text)
         await self._service.start()
-        log.info("db worker serving %d database(s)", len(self._specs))
+        if self._status is not None:
+            await self._status.start()
+        log.info("db worker serving %d database(s)", len(self._dbs))
 
     async def stop(self) -> None:
         service, self._service = self._service, None
         if service is not None:
             await service.stop(drain_timeout=10)
-        for adapter in self._adapters.values():
-            with contextlib.suppress(Exception):
-                await adapter.close()
-        self._adapters.clear()
+        if self._status is not None:
+            await self._status.stop()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5)
+        for db in self._dbs.values():
+            await db.close()
         nc, self._nc = self._nc, None
         await disconnect(nc)
 
     def update(self, databases: list[DatabaseSpec]) -> None:
-        """New config: databases whose spec changed are reconnected on next use."""
-        specs = {(d.project, d.alias): d for d in databases}
-        for key in list(self._adapters):
-            if specs.get(key) != self._specs.get(key):
-                adapter = self._adapters.pop(key)
-                task = asyncio.get_running_loop().create_task(adapter.close())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
-        self._specs = specs
+        """New config: databases whose spec changed start afresh (connected on next use)."""
+        old, new = self._dbs, {}
+        for spec in databases:
+            key = (spec.project, spec.alias)
+            kept = old.get(key)
+            new[key] = kept if kept is not None and kept.spec == spec else self._database(spec)
+        self._dbs = new
+        for key, db in old.items():
+            if new.get(key) is not db:
+                self._later(db.close())
 
-    async def _adapter(self, project: str, alias: str) -> Adapter:
-        adapter = self._adapters.get((project, alias))
-        if adapter is not None:
-            return adapter
-        spec = self._specs.get((project, alias))
-        if spec is None:
-            raise NotFound(f"database {alias!r} is not configured for project {project!r}")
-        async with self._connect_lock:
-            adapter = self._adapters.get((project, alias))
-            if adapter is None:
-                adapter = create_adapter(
-                    spec.type, spec.conn, collections=spec.typed_collections(), database=spec.database or project,
-                )
-                await adapter.connect()
-                self._adapters[(project, alias)] = adapter
-        return adapter
+    def _later(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def _stats_data(self) -> dict[str, Any]:
+        return {"databases": [db.health() for db in self._dbs.values()]}
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        """200 while connected to NATS and serving (a failing database is reported, not fatal)."""
+        serving = self._service is not None and self._nc is not None and self._nc.is_connected
+        return (200 if serving else 503), {"serving": serving, **self._stats_data()}
+
+    def _timeout_text(self, msg: Msg, seconds: float) -> str:
+        try:
+            project, alias, kind = subjects.parse_db(msg.subject)
+        except BadRequest:
+            return f"{msg.subject} did not finish within {seconds:.3g}s and was cancelled"
+        db = self._dbs.get((project, alias))
+        label = db.label if db is not None else f"alias {alias} (project {project})"
+        text = f"{label} did not finish a {kind} within {seconds:.3g}s and was cancelled"
+        if kind in WRITES:
+            text += ("; the write is rolled back, unless its commit had already been sent: then its change "
+                     "events tell (see docs/operations.md)")
+        return text
+
+    # -- requests ---------------------------------------------------------------------------------
 
     async def _handle(self, msg: Msg) -> bytes:
         project, alias, kind = subjects.parse_db(msg.subject)
+        db = self._dbs.get((project, alias))
+        if db is None:
+            raise NotFound(f"database {alias!r} is not configured for project {project!r}")
         req = DbRequest.decode(msg.data)
-        adapter = await self._adapter(project, alias)
-        return pack(await self._run(adapter, project, alias, kind, req))
+        at = context.deadline()
+        start = time.perf_counter()
+        try:
+            entered = await db.bulkhead.enter(at)
+        except TimeoutError:
+            self.metrics.op(db, kind, "expired").inc()
+            raise Timeout(f"{db.label}: the request's deadline passed while it waited for a turn "
+                          f"({db.bulkhead.limit} running); it was dropped before it started") from None
+        if not entered:
+            self.metrics.op(db, kind, "busy").inc()
+            raise ServiceUnavailable(f"{db.label} is busy: {db.bulkhead.limit} requests running and "
+                                     f"{db.bulkhead.queue} waiting (its limits: --db-concurrency, --db-queue)")
+        try:
+            if at is not None and time.monotonic() >= at:
+                self.metrics.op(db, kind, "expired").inc()
+                raise Timeout(f"{db.label}: the request's deadline passed before it started; it was dropped")
+            try:
+                adapter = await db.get(at)  # (its breaker learns of connects by itself)
+            except SpaceCloudError as exc:
+                self.metrics.op(db, kind, _outcome(exc)).inc()
+                raise
+            try:
+                token = db_deadline.set_deadline(at)
+                try:
+                    result = await self._run(db, adapter, kind, req)
+                finally:
+                    db_deadline.reset_deadline(token)
+            except asyncio.CancelledError:
+                self.metrics.op(db, kind, "timeout").inc()
+                db.outcome(Timeout("cancelled at its deadline"))
+                raise
+            except Exception as exc:
+                outcome = _outcome(exc)
+                self.metrics.op(db, kind, outcome).inc()
+                if outcome in ("unavailable", "timeout"):
+                    db.outcome(exc)
+                    if isinstance(exc, SpaceCloudError) and db.label not in exc.message:
+                        raise type(exc)(f"{db.label}: {exc.message}") from exc
+                raise
+            db.outcome(None)
+            self.metrics.op(db, kind, "ok").inc()
+            return pack(result)
+        finally:
+            db.bulkhead.leave()
+            self.metrics.timer(db, kind).observe(time.perf_counter() - start)
 
-    async def _run(self, adapter: Adapter, project: str, alias: str, kind: str, req: DbRequest) -> Any:
+    async def _run(self, db: Database, adapter: Adapter, kind: str, req: DbRequest) -> Any:
         col, op = req.col, req.op
         if kind == "read":
             return await adapter.read(col, op, req.find, read_options(req.options))
@@ -139,19 +255,31 @@ class DbWorker:
                 raise BadRequest("malformed batch request") from None
             only = reqs[0].col if len({r.col for r in reqs}) == 1 else ""
             changes = [(c.col or only, c) for c in await adapter.batch(reqs)]
-        await self._publish(project, alias, changes)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Committed while being cancelled at its deadline: the caller was told 504. Say so, and
+            # publish its change events from a task of their own (this one is being cancelled).
+            self.metrics.late.child(db.spec.project, db.spec.alias).inc()
+            log.warning("%s: a %s committed after its deadline (its caller was answered 504); its %d change "
+                        "event(s) are published", db.label, kind, len(changes))
+            self._later(self._publish(db, changes))
+            return {}
+        await self._publish(db, changes)
         return {}
 
-    async def _publish(self, project: str, alias: str, changes: list[tuple[str, Change]]) -> None:
+    async def _publish(self, db: Database, changes: list[tuple[str, Change]]) -> None:
         nc = self._nc
-        if nc is None:
+        if nc is None or not changes:
             return
+        project, alias = db.spec.project, db.spec.alias
         for col, change in changes:
             await nc.publish(subjects.changes(project, alias, col), change_event(change).encode())
+        self.metrics.events.child(project, alias).inc(len(changes))
 
 
-async def run_worker(nats_url: str | NatsTarget, databases: list[DatabaseSpec]) -> None:
-    worker = DbWorker(nats_url, databases=databases)
+async def run_worker(nats_url: str | NatsTarget, databases: list[DatabaseSpec], **options: Any) -> None:
+    """Run a worker until SIGINT/SIGTERM (`options`: `DbWorker`'s keyword arguments)."""
+    worker = DbWorker(nats_url, databases=databases, **options)
     await worker.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlparse
 import aiomysql
 import pymysql  # type: ignore[import-untyped]
 
+from adapters import deadline
 from adapters.sql.dialect import DIALECTS
 from common.errors import Conflict, InvalidQuery, ServiceUnavailable, SpaceCloudError, translated
 
@@ -89,6 +90,7 @@ class MySQLDriver:
                         await con.begin()
                     async with con.cursor() as cur:
                         yield _Conn(cur)
+                    deadline.before_commit()
                     await con.commit()
                 except BaseException as exc:
                     if isinstance(map_error(exc), ServiceUnavailable):

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from adapters import deadline
 from adapters.sql.dialect import DIALECTS
 from common.errors import Conflict, InvalidQuery, ServiceUnavailable, SpaceCloudError, translated
 
@@ -87,6 +88,7 @@ class PostgresDriver:
                 if tx:
                     async with con.transaction():
                         yield _Conn(con)
+                        deadline.before_commit()
                 else:
                     yield _Conn(con)
 
@@ -97,7 +99,8 @@ class PostgresDriver:
         return self._acquire(False)
 
     def statement(self) -> Any:
-        return self._acquire(False)
+        # Under a deadline, a lone write is committed by our own COMMIT (see adapters.deadline).
+        return self._acquire(deadline.deadline() is not None)
 
     async def table_columns(self, conn: Any, table: str) -> dict[str, str]:
         rows = await conn.fetch(

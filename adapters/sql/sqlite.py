@@ -11,6 +11,7 @@ from typing import Any
 
 import aiosqlite
 
+from adapters import deadline
 from adapters.sql.dialect import DIALECTS
 from common.errors import Conflict, ServiceUnavailable, SpaceCloudError, translated
 
@@ -109,6 +110,7 @@ class SQLiteDriver:
                 try:
                     yield _Conn(db)
                     if tx:
+                        deadline.before_commit()
                         await _run(db, "COMMIT")
                 except BaseException:
                     if tx:

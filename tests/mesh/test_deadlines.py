@@ -72,7 +72,7 @@ async def test_headers_reach_the_handler_and_a_stuck_one_is_answered_504_in_time
 
         with pytest.raises(Timeout) as exc:
             await req.request(subject + ".stuck", b"", 0.5)
-        assert exc.value.message.startswith("stuck took over 0.45s; it was cancelled")
+        assert exc.value.message == "stuck took over 0.45s"
         await asyncio.wait_for(cancelled.wait(), 2)
         stats = json.loads((await nc.request(f"$SRV.STATS.dl.{svc.id}", b"", timeout=2)).data)
         [ep] = [e for e in stats["endpoints"] if e["name"] == "stuck"]
