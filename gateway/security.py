@@ -78,7 +78,7 @@ class CoreRuleContext:
                                               timeout=FUNCTION_RULE_TIMEOUT)
 
 
-def _request_args(kind: str, req: DbRequest, claims: Auth, token: str | None) -> dict[str, Any]:
+def request_args(kind: str, req: DbRequest, claims: Auth, token: str | None) -> dict[str, Any]:
     """The Space Cloud `args` a CRUD rule sees (everything but create's per-document `doc`)."""
     args: dict[str, Any] = {"op": req.op, "auth": claims, "token": token}
     if kind == "aggr":
@@ -138,7 +138,7 @@ class Security:
             log.debug("allowed %s (%s)", where, " > ".join(decision.explain))
 
     @staticmethod
-    def _users_guard(project: ProjectConfig, col: str, kind: str, req: DbRequest) -> None:
+    def users_guard(project: ProjectConfig, col: str, kind: str, req: DbRequest) -> None:
         """What no rule can allow on the `users` of email auth: creating users outside sign-up, writing the
         fields sign-up and edit_profile own, and reading a password hash."""
         if col != USERS or not project.auth.email_enabled:
@@ -170,7 +170,7 @@ class Security:
         the update rule and (for what it may insert) the create rule. `profile_edit`: the users feature's
         own edit of the fields it owns."""
         if not profile_edit:
-            self._users_guard(project, col, kind, req)
+            self.users_guard(project, col, kind, req)
         rule = db.rule(col, kind)
         where = f"{kind} on {db.alias}/{col}"
         if kind == "create":
@@ -181,7 +181,7 @@ class Security:
                 await self._authorize(project, rule, args, where=where, no_rule_status=401)
                 checked.append(args["doc"])
             return DbRequest(col=req.col, op=req.op, doc=checked if many else checked[0])
-        args = _request_args(kind, req, claims, token)
+        args = request_args(kind, req, claims, token)
         await self._authorize(project, rule, args, where=where, no_rule_status=401)
         if kind == "update" and req.op == "upsert":
             upsert = DbRequest(col=req.col, op=req.op, find=args.get("find") or {}, update=args.get("update") or {})
