@@ -34,6 +34,7 @@ import httpx
 import pytest
 import yaml
 
+from sdk import Mesh
 from sdk.client import API
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -246,8 +247,23 @@ async def todo_service(todo_server: tuple[str, Path], monkeypatch: pytest.Monkey
     monkeypatch.delenv("SPACE_CLOUD_NATS", raising=False)
     from examples.todo.service import mesh
 
-    async with mesh:
+    async with running_service(mesh):
         yield
+
+
+@contextlib.asynccontextmanager
+async def running_service(mesh: Mesh, timeout: float = 30.0) -> AsyncIterator[Mesh]:
+    """A started service; one that cannot reach NATS fails the test in `timeout` seconds instead of hanging."""
+    try:
+        async with asyncio.timeout(timeout):
+            await mesh.start()
+    except TimeoutError:
+        raise AssertionError(f"service {mesh.service} did not start within {timeout:g} s") from None
+    try:
+        yield mesh
+    finally:
+        async with asyncio.timeout(timeout):
+            await mesh.stop()
 
 
 @dataclass

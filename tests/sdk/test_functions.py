@@ -13,7 +13,7 @@ import common.errors as errors
 from sdk import Mesh
 from sdk.client import API
 
-from .conftest import Server
+from .conftest import Server, running_service
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def service(server: Server, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     async def secret(params: Any, auth: Any) -> Any:
         return "never"
 
-    async with mesh:
+    async with running_service(mesh):
         yield mesh
 
 
