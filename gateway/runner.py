@@ -234,6 +234,10 @@ def _banner(config: Config, opts: RunOptions, nats_url: str, embedded: bool, grp
         lines.append(f"embedded NATS: {_advertised(nats_url, opts.nats_listen)}")
         if opts.nats_listen == "127.0.0.1":
             lines.append("  services on this machine find it by themselves; other machines: --nats-listen 0.0.0.0")
+        else:
+            lines.append(f"  services elsewhere: SPACE_CLOUD_NATS={_advertised(nats_url, opts.nats_listen)}, "
+                         "SPACE_CLOUD_NATS_USER=<service name>, SPACE_CLOUD_NATS_PASSWORD=<service_password in "
+                         f"{devstate.state_path(opts.state_home)}>")
     else:
         lines.append(f"NATS: {nats_url}")
     if config.is_dev_default:

@@ -444,3 +444,16 @@ async def test_an_external_nats_with_the_example_config(tmp_path: Path, monkeypa
                 proc.kill()
                 proc.wait()
     assert all(p.returncode == 0 for p in procs), [p.returncode for p in procs]
+
+
+def test_credentials_come_from_flags_then_the_environment() -> None:
+    from gateway.cli import _nats_auth, _parser
+
+    args = _parser().parse_args(["worker", "--nats", "tls://nats:4222", "--nats-creds", "/etc/sc/worker.creds",
+                                 "--nats-tls-ca", "/etc/sc/ca.pem"])
+    target = _nats_auth(args, {"SPACE_CLOUD_NATS_CREDS": "/elsewhere.creds", "SPACE_CLOUD_NATS_TOKEN": "t0k"})
+    assert target is not None
+    assert (target.creds_file, target.tls_ca, target.token) == ("/etc/sc/worker.creds", "/etc/sc/ca.pem", "t0k")
+    assert "t0k" not in repr(target)
+    plain = _parser().parse_args(["worker", "--nats", "nats://nats:4222"])
+    assert _nats_auth(plain, {}) is None
