@@ -87,9 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     service: subprocess.Popen[bytes] | None = None
     try:
-        nats_url = _wait_ready(server, args.port, state, lambda: stopping)
+        _wait_ready(server, args.port, state, lambda: stopping)
+        # no --nats: the service finds the dev server (URL and service credentials) in SPACE_CLOUD_HOME
         service = subprocess.Popen(  # noqa: S603 (our own fixed command line)
-            [sys.executable, "-m", "examples.todo.service", "--nats", nats_url, "--project", args.project],
+            [sys.executable, "-m", "examples.todo.service", "--project", args.project],
             env=env, cwd=ROOT, start_new_session=True,
         )
         shown = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host

@@ -54,10 +54,15 @@ def test_one_command_starts_and_stops_everything(tmp_path: Path) -> None:
             other = {"op": "one", "doc": {**todo, "id": "t2", "userId": "someone-else"}}
             assert http.post("/v1/api/todo-app/crud/db/todos/create", json=other, headers=auth).status_code == 403
             assert http.post("/v1/api/todo-app/crud/db/todos/read", json={"find": {}}).status_code in (401, 403)
-            moved = {"op": "all", "find": {"id": "t1", "userId": uid}, "update": {"$set": {"userId": "x", "text": "y"}}}
-            assert http.post("/v1/api/todo-app/crud/db/todos/update", json=moved, headers=auth).status_code == 200
+            # giving a todo away is refused whatever the operator (the `protected` rule); editing it is not
+            for update in ({"$set": {"userId": "x", "text": "y"}}, {"$rename": {"text": "userId"}},
+                           {"$max": {"userId": "zzz"}}):
+                moved = {"op": "all", "find": {"id": "t1", "userId": uid}, "update": update}
+                assert http.post("/v1/api/todo-app/crud/db/todos/update", json=moved, headers=auth).status_code == 403
+            edit = {"op": "all", "find": {"id": "t1", "userId": uid}, "update": {"$set": {"text": "y"}}}
+            assert http.post("/v1/api/todo-app/crud/db/todos/update", json=edit, headers=auth).status_code == 200
             mine = http.post("/v1/api/todo-app/crud/db/todos/read", json={"find": {"userId": uid}}, headers=auth)
-            assert [(t["userId"], t["text"]) for t in mine.json()["result"]] == [(uid, "y")]  # userId kept
+            assert [(t["userId"], t["text"]) for t in mine.json()["result"]] == [(uid, "y")]
             # the service, started by the same command
             for _ in range(50):
                 res = http.post("/v1/api/todo-app/functions/todo/summary",
