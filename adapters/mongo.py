@@ -22,6 +22,7 @@ from adapters.clock import new_id, next_version
 from adapters.documents import check_doc
 from adapters.mongo_errors import mongo_errors
 from adapters.names import VERSION_FIELD, check_collection
+from adapters.namespaces import check_namespace, configured, explicit_table, mongo_database, mongo_prefix
 from adapters.query import validate_find, validate_options, validate_pipeline, validate_update
 from adapters.updates import current_date
 from adapters.values import compare, equal
@@ -68,19 +69,29 @@ class _Key:
 
 
 class MongoAdapter(WritesAsBatch):
-    """`Adapter` for MongoDB; database = the one in the URI, else `database`."""
+    """`Adapter` for MongoDB, for one project (`namespace`): its collections are those of the
+    database named after it; when the URI (else `database`) names another database, its collections
+    there are prefixed `<project>.` (`adapters.namespaces`). A collection's `table:` option names
+    the exact collection instead."""
 
     kind = "mongo"
     id_field = "_id"
 
-    def __init__(self, conn: str, *, database: str | None = None) -> None:
+    def __init__(
+        self, conn: str, *, namespace: str, collections: dict[str, dict[str, Any]] | None = None,
+        database: str | None = None,
+    ) -> None:
         self.conn = conn
         self.fake = conn.startswith("mongomock://")
         uri = {} if self.fake else parse_uri(conn)
-        name = uri.get("database") or database
-        if not name:
-            raise InvalidQuery("mongo needs a database: put it in the conn URI or pass database=")
-        self.database = name
+        self.namespace = check_namespace(namespace)
+        self.collections: dict[str, dict[str, Any]] = dict(collections or {})
+        configured(self.kind, self.collections)
+        named = uri.get("database") or database
+        if named:
+            self.database, self.prefix = named, "" if named == namespace else mongo_prefix(namespace)
+        else:
+            self.database, self.prefix = mongo_database(namespace), ""
         self.transactions = False
         self._timeouts = {k: v for k, v in _TIMEOUTS.items() if k not in uri.get("options", {})}
         self._client: Any = None
@@ -114,10 +125,18 @@ class MongoAdapter(WritesAsBatch):
         with mongo_errors():
             await c.drop()
 
-    async def _col(self, col: str) -> Any:
+    def collection_name(self, col: str) -> str:
+        """The Mongo collection that holds `col` (its `table:` option, else `col` in the namespace)."""
         check_collection(col)
+        config = configured(self.kind, self.collections).get(col)
+        if config is not None and "table" in config:
+            return explicit_table(self.kind, config["table"]).table
+        return self.prefix + col
+
+    async def _col(self, col: str) -> Any:
+        name = self.collection_name(col)
         await self.connect()
-        return self._client[self.database][col]
+        return self._client[self.database][name]
 
     async def read(self, col: str, op: str, find: Doc, options: ReadOptions) -> Any:
         o = options

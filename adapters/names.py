@@ -26,6 +26,17 @@ def check_collection(name: object) -> str:
     return name
 
 
+CASE_INSENSITIVE = frozenset({"sqlite", "mysql"})
+"""Databases whose table names compare ignoring case (SQLite always; MySQL/MariaDB with some
+`lower_case_table_names`, so their adapters always use lower-case table names)."""
+
+
+def collection_key(kind: str, col: str) -> str:
+    """A collection name as database `kind` compares it: two names with one key are one collection
+    (lower-case on sqlite and mysql, unchanged on postgres and mongo). Look rules up by this key."""
+    return col.lower() if kind in CASE_INSENSITIVE else col
+
+
 def check_field(path: object) -> list[str]:
     """Validate a (dotted) field path and return its segments."""
     if not isinstance(path, str) or not path or len(path) > MAX_PATH:

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from adapters.base import Adapter
+from adapters.namespaces import check_namespace
 from common.errors import InvalidQuery
 
 KINDS = ("mongo", "postgres", "mysql", "sqlite")
@@ -25,33 +26,41 @@ def create_adapter(
     kind: str,
     conn: str,
     *,
+    namespace: str,
     collections: dict[str, dict[str, Any]] | None = None,
     database: str | None = None,
 ) -> Adapter:
-    """Build (not connect) an adapter. `collections` maps a collection to its SQL config,
-    e.g. {"todos": {"fields": {"text": "string", "done": "boolean"}}} for a typed table.
-    `database` names the Mongo database when the URI has none; `mongomock://` is the in-process fake."""
+    """Build (not connect) an adapter for one project.
+
+    `namespace` is the project id: every collection of the adapter lives in that project's own
+    namespace (a schema, a table prefix or a database: `adapters.namespaces`), so projects can share
+    a database. `collections` is the project's collections config; the adapter reads `fields` (a
+    typed SQL table, e.g. {"todos": {"fields": {"text": "string", "done": "boolean"}}}) and `table`
+    (the exact table / Mongo collection to use instead, e.g. one created before namespaces) and
+    ignores everything else. `database` names the Mongo database when the URI has none (default: the
+    namespace); `mongomock://` is the in-process fake."""
+    check_namespace(namespace)
     if kind == "sqlite":
         from adapters.sql.adapter import SqlAdapter
         from adapters.sql.sqlite import SQLiteDriver
 
-        return SqlAdapter("sqlite", SQLiteDriver(sqlite_path(conn)), collections=collections)
+        return SqlAdapter("sqlite", SQLiteDriver(sqlite_path(conn)), namespace=namespace, collections=collections)
     if kind == "postgres":
         from adapters.sql.adapter import SqlAdapter
         from adapters.sql.postgres import PostgresDriver
 
         if urlparse(conn).scheme not in ("postgres", "postgresql"):
             raise InvalidQuery(f"postgres conn must be a postgresql:// URL, got {conn!r}")
-        return SqlAdapter("postgres", PostgresDriver(conn), collections=collections)
+        return SqlAdapter("postgres", PostgresDriver(conn), namespace=namespace, collections=collections)
     if kind == "mysql":
         from adapters.sql.adapter import SqlAdapter
         from adapters.sql.mysql import MySQLDriver
 
         if urlparse(conn).scheme not in ("mysql", "mariadb"):
             raise InvalidQuery(f"mysql conn must be a mysql:// URL, got {conn!r}")
-        return SqlAdapter("mysql", MySQLDriver(conn), collections=collections)
+        return SqlAdapter("mysql", MySQLDriver(conn), namespace=namespace, collections=collections)
     if kind == "mongo":
         from adapters.mongo import MongoAdapter
 
-        return MongoAdapter(conn, database=database)
+        return MongoAdapter(conn, namespace=namespace, collections=collections, database=database)
     raise InvalidQuery(f"unknown database kind {kind!r} (expected one of {', '.join(KINDS)})")

@@ -10,7 +10,8 @@ from typing import Any
 
 from adapters.base import Change, Doc, ReadOptions, WriteRequest, WritesAsBatch
 from adapters.documents import project
-from adapters.names import VERSION_FIELD, check_collection
+from adapters.names import VERSION_FIELD, check_collection, collection_key
+from adapters.namespaces import Place, check_namespace, configured, explicit_table, sql_place
 from adapters.query import validate_find, validate_options, validate_pipeline, validate_update
 from adapters.sql import writes
 from adapters.sql.compiler import Compiler, Params
@@ -31,15 +32,20 @@ READ_OPS = ("one", "all", "count", "distinct")
 
 
 class SqlAdapter(WritesAsBatch):
-    """Mongo-style documents over SQL tables (schemaless or typed per collection)."""
+    """Mongo-style documents over SQL tables (schemaless or typed per collection), for one project:
+    its tables live in its namespace (`adapters.namespaces`) unless a collection names its `table`."""
 
     id_field = "id"
 
-    def __init__(self, kind: str, driver: Driver, *, collections: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, kind: str, driver: Driver, *, namespace: str, collections: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         self.kind = kind
         self.driver = driver
         self.d = driver.dialect
-        self.collections = {check_collection(k): v for k, v in (collections or {}).items()}
+        self.namespace = check_namespace(namespace)
+        self.collections: dict[str, dict[str, Any]] = dict(collections or {})
+        configured(kind, self.collections)  # a bad `fields`/`table` entry is refused now, not on first use
         self._layouts: dict[str, Layout] = {}
         self._ddl = asyncio.Lock()
 
@@ -49,46 +55,96 @@ class SqlAdapter(WritesAsBatch):
     async def close(self) -> None:
         await self.driver.close()
 
+    def _config(self, col: str) -> dict[str, Any] | None:
+        return configured(self.kind, self.collections).get(collection_key(self.kind, col))
+
+    def place(self, col: str) -> Place:
+        """Where `col`'s rows live: the table its `table:` option names, else one in the namespace."""
+        check_collection(col)
+        config = self._config(col)
+        if config is not None and "table" in config:
+            return explicit_table(self.kind, config["table"])
+        return sql_place(self.kind, self.namespace, col)
+
+    def _sql(self, place: Place) -> str:
+        table = self.d.q(place.table)
+        return f"{self.d.q(place.schema)}.{table}" if place.schema else table
+
     async def drop(self, col: str) -> None:
         """Drop a collection's table (admin and test helper; not part of `Adapter`)."""
-        check_collection(col)
-        self._layouts.pop(col, None)
+        place = self.place(col)
+        self._layouts.pop(collection_key(self.kind, col), None)
         async with self.driver.transaction() as conn:
-            await conn.execute(f"DROP TABLE IF EXISTS {self.d.q(col)}")
+            await conn.execute(f"DROP TABLE IF EXISTS {self._sql(place)}")
 
-    async def layout(self, col: str) -> Layout:
-        """How `col` is stored; the table is created on first use (DDL runs outside data transactions)."""
-        check_collection(col)
-        if col in self._layouts:
-            return self._layouts[col]
+    async def layout(self, col: str, *, create: bool = True) -> Layout | None:
+        """How `col` is stored. With `create` (writes) its table, and on PostgreSQL the project's
+        schema, is created on first use (DDL runs outside data transactions); without (reads) a
+        collection that has no table is None and nothing is created."""
+        key = collection_key(self.kind, check_collection(col))
+        if key in self._layouts:
+            return self._layouts[key]
+        if not create:
+            async with self.driver.reader() as conn:
+                found = await self._discover(conn, col, create=False)
+            if found is not None:
+                self._layouts[key] = found
+            return found
         async with self._ddl:
-            if col not in self._layouts:
+            if key not in self._layouts:
                 try:
-                    self._layouts[col] = await self._discover(col)
-                except Conflict:  # two processes created the table at once
-                    self._layouts[col] = await self._discover(col)
-            return self._layouts[col]
+                    made = await self._create(col)
+                except Conflict:  # two processes created the table (or schema) at once
+                    made = await self._create(col)
+                self._layouts[key] = made
+            return self._layouts[key]
 
-    async def _discover(self, col: str) -> Layout:
-        config = self.collections.get(col)
+    async def _create(self, col: str) -> Layout:
         async with self.driver.transaction() as conn:
-            cols = await self.driver.table_columns(conn, col)
-            if config is not None and config.get("fields"):
-                fields = declared_fields(config)
-                if not cols:
-                    await conn.execute(create_typed(self.d, col, fields))
-                    cols = await self.driver.table_columns(conn, col)
-                return Layout(col, False, fields, VERSION_FIELD in cols)
+            layout = await self._discover(conn, col, create=True)
+        assert layout is not None
+        return layout
+
+    def _virtual(self, col: str) -> Layout:
+        """The layout `col` would get on its first write (to validate and compile a read of a
+        collection that has no table yet, so it fails or succeeds as it would with one)."""
+        config = self._config(col)
+        sql = self._sql(self.place(col))
+        if config is not None and config.get("fields"):
+            return Layout(col, sql, False, declared_fields(config))
+        return Layout(col, sql, True)
+
+    async def _discover(self, conn: Conn, col: str, *, create: bool) -> Layout | None:
+        config = self._config(col)
+        place = self.place(col)
+        sql = self._sql(place)
+        cols = await self.driver.table_columns(conn, place.table, place.schema)
+        if config is not None and config.get("fields"):
+            fields = declared_fields(config)
             if not cols:
-                await conn.execute(self.d.create_schemaless(col))
-                return Layout(col, True)
-            if set(cols) == SCHEMALESS_COLUMNS:
-                return Layout(col, True)
-            if "id" not in cols:
-                raise InvalidQuery(f"table {col!r} has no 'id' column")
-            fields = {"id": field_type(cols["id"])}
-            fields.update({c: field_type(t) for c, t in cols.items() if c not in ("id", VERSION_FIELD)})
-            return Layout(col, False, fields, VERSION_FIELD in cols)
+                if not create:
+                    return None
+                await self._create_schema(conn, place)
+                await conn.execute(create_typed(self.d, sql, fields))
+                cols = await self.driver.table_columns(conn, place.table, place.schema)
+            return Layout(col, sql, False, fields, VERSION_FIELD in cols)
+        if not cols:
+            if not create:
+                return None
+            await self._create_schema(conn, place)
+            await conn.execute(self.d.create_schemaless(sql))
+            return Layout(col, sql, True)
+        if set(cols) == SCHEMALESS_COLUMNS:
+            return Layout(col, sql, True)
+        if "id" not in cols:
+            raise InvalidQuery(f"table {place.table!r} of collection {col!r} has no 'id' column")
+        fields = {"id": field_type(cols["id"])}
+        fields.update({c: field_type(t) for c, t in cols.items() if c not in ("id", VERSION_FIELD)})
+        return Layout(col, sql, False, fields, VERSION_FIELD in cols)
+
+    async def _create_schema(self, conn: Conn, place: Place) -> None:
+        if place.own_schema and place.schema is not None:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.d.q(place.schema)}")
 
     def _compiler(self, layout: Layout) -> Compiler:
         return Compiler(self.d, lambda p: layout.resolve(self.d, p), Params(self.d))
@@ -98,22 +154,28 @@ class SqlAdapter(WritesAsBatch):
             raise InvalidQuery(f"invalid read op {op!r}")
         o = options
         validate_options(o.select, o.sort, o.skip, o.limit, o.distinct, id_field=self.id_field)
+        if op == "distinct" and not o.distinct:
+            raise InvalidQuery("read op distinct needs options.distinct")
         find = validate_find(find)
-        layout = await self.layout(col)
-        c = self._compiler(layout)
+        layout = await self.layout(col, create=False)
+        c = self._compiler(layout or self._virtual(col))
         where = c.where(find)
-        table = self.d.q(layout.table)
+        order = c.order_by(o.sort)
+        if layout is None:  # no table: nothing to read, and no table is made for a read
+            if op == "one":
+                raise NotFound("no document matches the find")
+            return 0 if op == "count" else []
+        table = layout.sql
         if op == "count":
             async with self.driver.reader() as conn:
                 rows = await conn.fetch(f"SELECT COUNT(*) FROM {table} WHERE {where}", c.p.values)
             return int(rows[0][0])
         if op == "distinct":
-            if not o.distinct:
-                raise InvalidQuery("read op distinct needs options.distinct")
+            assert o.distinct is not None
             return await self._distinct(layout, c, where, o.distinct)
         cols = ", ".join(self.d.q(n) for n in layout.columns())
         limit = 1 if op == "one" else o.limit
-        sql = f"SELECT {cols} FROM {table} WHERE {where}{c.order_by(o.sort)}{self.d.limit(limit, o.skip)}"
+        sql = f"SELECT {cols} FROM {table} WHERE {where}{order}{self.d.limit(limit, o.skip)}"
         async with self.driver.reader() as conn:
             rows = await conn.fetch(sql, c.p.values)
         docs = []
@@ -134,7 +196,7 @@ class SqlAdapter(WritesAsBatch):
         if ref.kind == "missing":
             return []
         expr = value_expr(self.d, ref)
-        sql = f"SELECT DISTINCT {expr} FROM {self.d.q(layout.table)} WHERE {where}"
+        sql = f"SELECT DISTINCT {expr} FROM {layout.sql} WHERE {where}"
         async with self.driver.reader() as conn:
             rows = await conn.fetch(sql, c.p.values)
         out: list[Any] = []
@@ -151,14 +213,17 @@ class SqlAdapter(WritesAsBatch):
         if op not in ("one", "all"):
             raise InvalidQuery(f"invalid aggregate op {op!r}")
         stages = validate_pipeline(pipeline, id_field=self.id_field)
-        layout = await self.layout(col)
-        plan = PipelineCompiler(self.d, layout).compile(stages)
-        async with self.driver.reader() as conn:
-            rows = await conn.fetch(plan.sql, plan.params)
+        layout = await self.layout(col, create=False)
+        plan = PipelineCompiler(self.d, layout or self._virtual(col)).compile(stages)
+        rows: list[tuple[Any, ...]] = []
+        if layout is not None:
+            async with self.driver.reader() as conn:
+                rows = await conn.fetch(plan.sql, plan.params)
         if plan.grouped:
             docs = [project(shape_group(plan, row), plan.project, "_id") for row in rows]
         else:
-            docs = [project(layout.decode(self.d, row)[0], plan.project, self.id_field) for row in rows]
+            docs = [project(layout.decode(self.d, row)[0], plan.project, self.id_field)
+                    for row in rows if layout is not None]
         if op == "one":
             if not docs:
                 raise NotFound("the pipeline returned no document")
@@ -167,10 +232,14 @@ class SqlAdapter(WritesAsBatch):
 
     async def batch(self, reqs: list[WriteRequest]) -> list[Change]:
         checked = [self._check(req) for req in reqs]
-        layouts = {req.col: await self.layout(req.col) for req in checked}
+        # Only what can insert makes a table: an update or delete of a collection with none matches nothing.
+        creating = {req.col for req in checked if req.type == "create" or req.op == "upsert"}
+        layouts = {req.col: await self.layout(req.col, create=req.col in creating) for req in checked}
         first = checked[0] if len(checked) == 1 else None
         if first is not None and first.type == "create" and isinstance(first.doc, list) and len(first.doc) == 1:
-            return await self._insert_one(layouts[first.col], first.col, first.doc[0])
+            layout = layouts[first.col]
+            assert layout is not None
+            return await self._insert_one(layout, first.col, first.doc[0])
         changes: list[Change] = []
         async with self.driver.transaction() as conn:
             for req in checked:
@@ -203,7 +272,12 @@ class SqlAdapter(WritesAsBatch):
         update = validate_update(req.update, id_field=self.id_field) if req.type == "update" else None
         return WriteRequest(req.type, req.col, req.op, find=find, update=update)
 
-    async def _write(self, conn: Conn, layout: Layout, req: WriteRequest) -> list[Change]:
+    async def _write(self, conn: Conn, layout: Layout | None, req: WriteRequest) -> list[Change]:
+        if layout is None:  # an update or delete of a collection that has no table
+            self._compiler(self._virtual(req.col)).where(req.find)  # refused as it would be with a table
+            if req.op == "one":
+                raise NotFound("no document matches the find")
+            return []
         if req.type == "create":
             assert isinstance(req.doc, list)
             return await writes.insert(conn, self.d, layout, req.doc)

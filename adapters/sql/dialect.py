@@ -77,6 +77,7 @@ class Dialect:
         return placeholder
 
     def create_schemaless(self, table: str) -> str:
+        """DDL for a schemaless table; `table` is the quoted (qualified) table reference."""
         raise NotImplementedError
 
 
@@ -122,7 +123,7 @@ class Postgres(Dialect):
 
     def create_schemaless(self, table: str) -> str:
         return (
-            f"CREATE TABLE IF NOT EXISTS {self.q(table)} "
+            f"CREATE TABLE IF NOT EXISTS {table} "
             '("id" TEXT PRIMARY KEY, "doc" JSONB NOT NULL, "_v" BIGINT NOT NULL)'
         )
 
@@ -167,7 +168,7 @@ class MySQL(Dialect):
 
     def create_schemaless(self, table: str) -> str:
         return (
-            f"CREATE TABLE IF NOT EXISTS {self.q(table)} (`id` {self.id_string_type} PRIMARY KEY, "
+            f"CREATE TABLE IF NOT EXISTS {table} (`id` {self.id_string_type} PRIMARY KEY, "
             "`doc` JSON NOT NULL, `_v` BIGINT NOT NULL) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         )
 
@@ -209,7 +210,7 @@ class SQLite(Dialect):
 
     def create_schemaless(self, table: str) -> str:
         return (
-            f"CREATE TABLE IF NOT EXISTS {self.q(table)} "
+            f"CREATE TABLE IF NOT EXISTS {table} "
             '("id" TEXT PRIMARY KEY, "doc" TEXT NOT NULL, "_v" INTEGER NOT NULL)'
         )
 

@@ -41,6 +41,7 @@ class Driver(Protocol):
         """A connection for reads (sees committed data only)."""
         ...
 
-    async def table_columns(self, conn: Conn, table: str) -> dict[str, str]:
-        """{column: SQL type} of an existing table; empty if it does not exist."""
+    async def table_columns(self, conn: Conn, table: str, schema: str | None = None) -> dict[str, str]:
+        """{column: SQL type} of an existing table; empty if it does not exist. `schema` (PostgreSQL
+        only) None is the connection's current schema."""
         ...

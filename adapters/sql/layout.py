@@ -34,7 +34,10 @@ class Ref:
 
 @dataclass(slots=True)
 class Layout:
-    table: str
+    col: str
+    """The collection, as messages name it."""
+    sql: str
+    """Its table as SQL text refers to it: quoted, and schema-qualified when it has a schema."""
     schemaless: bool
     fields: dict[str, str] = field(default_factory=dict)
     has_version: bool = True
@@ -79,7 +82,7 @@ class Layout:
             return {"id": doc["id"], JSON_DOC: orjson.dumps(rest).decode()}
         unknown = [k for k in doc if k not in self.fields]
         if unknown:
-            raise InvalidQuery(f"unknown field {unknown[0]!r} for typed collection {self.table!r}")
+            raise InvalidQuery(f"unknown field {unknown[0]!r} for typed collection {self.col!r}")
         return {name: encode_value(d, name, kind, doc.get(name)) for name, kind in self.fields.items()}
 
     def stored(self, doc: Doc) -> Doc:
@@ -181,7 +184,8 @@ def field_type(sql_type: str) -> str:
 
 
 def create_typed(d: Dialect, table: str, fields: dict[str, str]) -> str:
-    """DDL for a typed table with an `id` primary key and a `_v` version column."""
+    """DDL for a typed table with an `id` primary key and a `_v` version column (`table`: the quoted,
+    qualified reference)."""
     cols = []
     for name, kind in fields.items():
         sql_type = d.column_types[kind]
@@ -191,4 +195,4 @@ def create_typed(d: Dialect, table: str, fields: dict[str, str]) -> str:
         cols.append(f"{d.q(name)} {sql_type}")
     cols.append(f"{d.q(VERSION_FIELD)} BIGINT NOT NULL")
     tail = " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin" if d.name == "mysql" else ""
-    return f"CREATE TABLE IF NOT EXISTS {d.q(table)} ({', '.join(cols)}){tail}"
+    return f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)}){tail}"

@@ -109,7 +109,7 @@ class MySQLDriver:
     def statement(self) -> Any:
         return self._acquire(False)  # autocommit is off: the statement is committed on release
 
-    async def table_columns(self, conn: Any, table: str) -> dict[str, str]:
+    async def table_columns(self, conn: Any, table: str, schema: str | None = None) -> dict[str, str]:
         rows = await conn.fetch(
             "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",

@@ -78,7 +78,7 @@ class PipelineCompiler:
 
     def compile(self, pipeline: list[Doc]) -> Plan:
         d, layout = self.d, self.layout
-        rel = _Rel(d.q(layout.table), ", ".join(d.q(c) for c in layout.columns()), lambda p: layout.resolve(d, p))
+        rel = _Rel(layout.sql, ", ".join(d.q(c) for c in layout.columns()), lambda p: layout.resolve(d, p))
         project: dict[str, int] | None = None
         for stage in pipeline:
             (name, arg), = stage.items()

@@ -102,10 +102,10 @@ class PostgresDriver:
         # Under a deadline, a lone write is committed by our own COMMIT (see adapters.deadline).
         return self._acquire(deadline.deadline() is not None)
 
-    async def table_columns(self, conn: Any, table: str) -> dict[str, str]:
+    async def table_columns(self, conn: Any, table: str, schema: str | None = None) -> dict[str, str]:
         rows = await conn.fetch(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-            [table],
+            "WHERE table_schema = COALESCE($2, current_schema()) AND table_name = $1 ORDER BY ordinal_position",
+            [table, schema],
         )
         return {name: kind for name, kind in rows}

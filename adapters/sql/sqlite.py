@@ -127,6 +127,6 @@ class SQLiteDriver:
     def statement(self) -> Any:
         return self._use(True)  # the one writer connection, under its lock
 
-    async def table_columns(self, conn: Any, table: str) -> dict[str, str]:
+    async def table_columns(self, conn: Any, table: str, schema: str | None = None) -> dict[str, str]:
         rows = await conn.fetch("SELECT name, type FROM pragma_table_info(?)", [table])
         return {str(name): str(kind) for name, kind in rows}

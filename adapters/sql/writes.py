@@ -34,7 +34,7 @@ async def locked(
     where = Compiler(d, lambda p: layout.resolve(d, p), params).where(find)
     cols = ", ".join(d.q(c) for c in layout.columns())
     order = f" ORDER BY {d.q('id')}" + d.limit(1, None) if one else ""
-    rows = await conn.fetch(f"SELECT {cols} FROM {d.q(layout.table)} WHERE {where}{order}{d.for_update}", params.values)
+    rows = await conn.fetch(f"SELECT {cols} FROM {layout.sql} WHERE {where}{order}{d.for_update}", params.values)
     return [layout.decode(d, row) for row in rows]
 
 
@@ -49,7 +49,7 @@ async def insert(conn: Conn, d: Dialect, layout: Layout, docs: list[Doc], *, che
         doc = dict(check_doc(doc, "id"))
         if "id" not in doc:
             if layout.id_kind != "string":
-                raise InvalidQuery(f"documents in {layout.table!r} need an integer id")
+                raise InvalidQuery(f"documents in {layout.col!r} need an integer id")
             doc = {"id": new_id(), **doc}
         ready.append(doc)
     ids = [doc["id"] for doc in ready]
@@ -57,7 +57,7 @@ async def insert(conn: Conn, d: Dialect, layout: Layout, docs: list[Doc], *, che
     if not dupes and check_existing:
         params = Params(d)
         marks = ", ".join(params.add(i) for i in ids)
-        sql = f"SELECT {d.q('id')} FROM {d.q(layout.table)} WHERE {d.q('id')} IN ({marks})"
+        sql = f"SELECT {d.q('id')} FROM {layout.sql} WHERE {d.q('id')} IN ({marks})"
         rows = await conn.fetch(sql, params.values)
         dupes = [row[0] for row in rows]
     if dupes:
@@ -72,7 +72,7 @@ async def insert(conn: Conn, d: Dialect, layout: Layout, docs: list[Doc], *, che
     if rows_out:
         cols = ", ".join(d.q(c) for c in layout.columns())
         marks = ", ".join(d.placeholder(n + 1) for n in range(len(layout.columns())))
-        await conn.executemany(f"INSERT INTO {d.q(layout.table)} ({cols}) VALUES ({marks})", rows_out)
+        await conn.executemany(f"INSERT INTO {layout.sql} ({cols}) VALUES ({marks})", rows_out)
     return changes
 
 
@@ -91,7 +91,7 @@ async def update(conn: Conn, d: Dialect, layout: Layout, op: str, find: Doc, upd
     if layout.has_version:
         sets += f", {d.q(VERSION_FIELD)} = {d.placeholder(n + 1)}"
         n += 1
-    sql = f"UPDATE {d.q(layout.table)} SET {sets} WHERE {d.q('id')} = {d.placeholder(n + 1)}"
+    sql = f"UPDATE {layout.sql} SET {sets} WHERE {d.q('id')} = {d.placeholder(n + 1)}"
     changes, batch = [], []
     for doc, previous in rows:
         new = apply_update(doc, upd)
@@ -110,7 +110,7 @@ async def delete(conn: Conn, d: Dialect, layout: Layout, op: str, find: Doc) -> 
     if not rows and op == "one":
         raise NotFound("no document matches the find")
     if rows:
-        sql = f"DELETE FROM {d.q(layout.table)} WHERE {d.q('id')} = {d.placeholder(1)}"
+        sql = f"DELETE FROM {layout.sql} WHERE {d.q('id')} = {d.placeholder(1)}"
         await conn.executemany(sql, [[doc["id"]] for doc, _ in rows])
     return [
         Change("delete", doc["id"], None, previous + 1 if previous is not None else CLOCK.tick())

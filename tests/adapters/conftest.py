@@ -31,6 +31,9 @@ SCHEMA = {
 }
 """The fields of every typed test table (documents use subsets; absent = NULL)."""
 
+NAMESPACE = "sc_test"
+"""The project every backend of the suite belongs to, unless a test passes `namespace=`."""
+
 BACKENDS = (
     "sqlite-schemaless", "sqlite-typed", "postgres-schemaless", "postgres-typed",
     "mysql-schemaless", "mysql-typed", "mongo-fake", "mongo-nx", "mongo-real",
@@ -121,7 +124,9 @@ async def open_backend(
     """
     kind = name.split("-")[0]
     conn = conn or await _default_conn(name, tmp_dir)
-    adapter: Any = create_adapter(kind, conn, database=kwargs.pop("database", "sc_test"), **kwargs)
+    adapter: Any = create_adapter(
+        kind, conn, namespace=kwargs.pop("namespace", NAMESPACE), database=kwargs.pop("database", "sc_test"), **kwargs
+    )
     await adapter.connect()
     backend = Backend(name, adapter)
     try:

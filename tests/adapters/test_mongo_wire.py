@@ -11,7 +11,7 @@ from tests.support.mongo import DATABASE, next_changes, watch_supported
 
 
 async def test_nx_change_streams_see_adapter_writes_and_resume(nx_mongo_url: str) -> None:
-    adapter = create_adapter("mongo", nx_mongo_url)
+    adapter = create_adapter("mongo", nx_mongo_url, namespace=DATABASE)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(nx_mongo_url)
     try:
         assert await watch_supported(client, DATABASE, "watched")
@@ -36,7 +36,7 @@ async def test_nx_change_streams_see_adapter_writes_and_resume(nx_mongo_url: str
 async def test_nx_looks_standalone_so_batches_use_compensation(nx_mongo_url: str) -> None:
     """nx-27017 accepts session transactions, but they share one SQLite connection with every
     client (not isolated; an abort also undoes other clients' writes): the adapter must not use them."""
-    adapter = create_adapter("mongo", nx_mongo_url)
+    adapter = create_adapter("mongo", nx_mongo_url, namespace=DATABASE)
     try:
         await adapter.connect()
         assert adapter.transactions is False  # type: ignore[attr-defined]

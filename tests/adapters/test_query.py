@@ -71,12 +71,14 @@ def test_registry() -> None:
     assert sqlite_path("sqlite:///tmp/x.db") == "/tmp/x.db"
     assert sqlite_path("sqlite:///:memory:") == ":memory:"
     assert sqlite_path("data/x.db") == "data/x.db"
-    assert create_adapter("mongo", "mongomock://x", database="d").id_field == "_id"
-    assert create_adapter("sqlite", ":memory:").id_field == "id"
+    assert create_adapter("mongo", "mongomock://x", namespace="p", database="d").id_field == "_id"
+    assert create_adapter("sqlite", ":memory:", namespace="p").id_field == "id"
     with pytest.raises(InvalidQuery):
-        create_adapter("oracle", "x")
-    with pytest.raises(InvalidQuery):
-        create_adapter("mongo", "mongodb://127.0.0.1:1")
+        create_adapter("oracle", "x", namespace="p")
+    assert create_adapter("mongo", "mongodb://127.0.0.1:1", namespace="p").database == "p"  # type: ignore[attr-defined]
+    for bad in ("", "a.b", "a$b", "x" * 129, "é"):
+        with pytest.raises(InvalidQuery):
+            create_adapter("sqlite", ":memory:", namespace=bad)
 
 
 @pytest.mark.parametrize(("kind", "conn"), [
@@ -86,7 +88,7 @@ def test_registry() -> None:
     ("sqlite", "/nonexistent-dir/x/y.db"),
 ])
 async def test_unreachable_database_is_unavailable(kind: str, conn: str) -> None:
-    adapter = create_adapter(kind, conn)
+    adapter = create_adapter(kind, conn, namespace="p")
     with pytest.raises(ServiceUnavailable) as info:
         await adapter.connect()
     assert info.value.status == 503

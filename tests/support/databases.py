@@ -22,7 +22,7 @@ _reachable: dict[str, str | None] = {}
 
 async def _probe(kind: str, urls: tuple[str, ...]) -> str | None:
     for url in urls:
-        adapter = create_adapter(kind, url, database="sc_test")
+        adapter = create_adapter(kind, url, namespace="sc_test", database="sc_test")
         try:
             await adapter.connect()
         except SpaceCloudError:
