@@ -1,4 +1,10 @@
-"""Admin login and the config API (`/v1/api/config/...`). `--dev` relaxes the admin check, as in Space Cloud."""
+"""Admin login and the config API (`/v1/api/config/...`). `--dev` relaxes the admin check, as in Space Cloud.
+
+`Admin` is also what the other admin modules (Mission Control's data, users and rules views:
+`gateway/admin_data.py`, `admin_users.py`, `admin_rules.py`) share: the admin check (`check`, which
+returns the admin's name for the log), the project of a `{project}` path, the body, and the one
+config write-back (`edit_project` / `apply`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,14 @@ import copy
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from common.errors import BadRequest, NotFound, Unauthorized
 from gateway import tokens
-from gateway.config import ConfigError, parse
+from gateway.config import ConfigError, ProjectConfig, parse
 from gateway.core import Core
 from gateway.http import Request
 from gateway.passwords import FailedSignIns
@@ -44,8 +51,33 @@ class Admin:
         token = tokens.issue_admin(user, secret=self.security.admin_secret)
         return {"token": token, "projects": list(self.core.config.projects)}
 
-    def check(self, request: Request) -> None:
-        self.security.admin(request.bearer_token())
+    def check(self, request: Request) -> str:
+        """The admin check every admin handler starts with (401 without a valid admin token, unless `--dev`).
+        Returns the admin's name, which admin actions are logged with."""
+        return self.security.admin(request.bearer_token())
+
+    def project(self, request: Request) -> ProjectConfig:
+        """The project of the `{project}` path parameter (404 when it is not served)."""
+        return self.core.project(request.params["project"])
+
+    async def body(self, request: Request) -> dict[str, Any]:
+        return await request.json(self.core.settings.max_body_bytes)
+
+    def edit_project(self, project_id: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Change one project of the raw config in place (`change` gets a copy of it), then validate, apply
+        and write back the whole config; a refused change (BadRequest from `change` or from validation)
+        leaves everything as it was."""
+        raw = copy.deepcopy(self.core.config.raw)
+        projects = raw.get("projects")
+        found: dict[str, Any] | None = None
+        if isinstance(projects, list):
+            found = next((p for p in projects if isinstance(p, dict) and p.get("id") == project_id), None)
+        elif isinstance(projects, dict) and isinstance(projects.get(project_id), dict):
+            found = projects[project_id]  # the v0.9 shape: a map keyed by id
+        if found is None:
+            raise NotFound(f"project {project_id!r} not found")
+        change(found)
+        self.apply(raw)
 
     def apply(self, raw: dict[str, Any]) -> None:
         """Validate the whole config, swap it in, and write it back to the file it came from."""
