@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket
 
 from gateway.admin import Admin
+from gateway.admin_data import AdminData
+from gateway.admin_rules import AdminRules
+from gateway.admin_users import AdminUsers, DisabledUsers
 from gateway.bridge import Bridge
 from gateway.config import Config
 from gateway.core import Core
@@ -43,6 +46,10 @@ class Gateway:
         self.functions = Functions(core, security)
         self.users = Users(core, security)
         self.admin = Admin(core, security)
+        self.admin_data = AdminData(self.admin)
+        self.admin_users = AdminUsers(self.admin, self.users)
+        self.admin_rules = AdminRules(self.admin)
+        self.disabled_users = DisabledUsers(core, security)
         self.static = Static(core)
         self.mission_control = MissionControl()
         self.bridge = Bridge(core, security)
@@ -59,6 +66,7 @@ class Gateway:
 
     def routes(self) -> list[Route]:
         auth = "/v1/api/{project}/auth/{alias}"
+        admin = "/v1/api/config/projects/{project}"
         return [
             # the hot paths
             route("POST", "/v1/api/{project}/functions/{service}/{func}", self.functions.call),
@@ -81,6 +89,24 @@ class Gateway:
             route("GET", "/v1/api/config/projects", self.admin.http_projects),
             route("POST", "/v1/api/config/projects", self.admin.http_set_project),
             route("DELETE", "/v1/api/config/{project}", self.admin.http_delete_project),
+            # admin: what Mission Control's views need (gateway/admin_data.py, admin_users.py, admin_rules.py)
+            route("GET", admin + "/databases", self.admin_data.http_databases),
+            route("PUT", admin + "/databases/{alias}", self.admin_data.http_put_database),
+            route("DELETE", admin + "/databases/{alias}", self.admin_data.http_delete_database),
+            route("POST", admin + "/databases/{alias}/test", self.admin_data.http_test_database),
+            route("POST", admin + "/data/{alias}/{col}/{kind}", self.admin_data.http_data),
+            route("GET", admin + "/data/{alias}/{col}/changes", self.admin_data.http_changes),
+            route("GET", admin + "/users/{alias}", self.admin_users.http_list),
+            route("POST", admin + "/users/{alias}/{uid}", self.admin_users.http_update),
+            route("DELETE", admin + "/users/{alias}/{uid}", self.admin_users.http_delete),
+            route("POST", admin + "/users/{alias}/{uid}/password", self.admin_users.http_password),
+            route("PUT", admin + "/rules/crud/{alias}/{col}/{op}", self.admin_rules.http_put_crud),
+            route("DELETE", admin + "/rules/crud/{alias}/{col}/{op}", self.admin_rules.http_delete_crud),
+            route("PUT", admin + "/rules/functions/{service}/{func}", self.admin_rules.http_put_function),
+            route("DELETE", admin + "/rules/functions/{service}/{func}", self.admin_rules.http_delete_function),
+            route("POST", admin + "/rules/validate", self.admin_rules.http_validate),
+            route("POST", admin + "/playground", self.admin_rules.http_playground),
+            route("POST", admin + "/functions/{service}/{func}", self.admin_rules.http_call),
             # files: the browser client, Mission Control, and (last, a catch-all) the projects' static routes
             route("GET HEAD", "/v1/api/sdk/{name}", self.static.sdk_file),
             route("GET HEAD", "/mission-control/{rest:path}", self.mission_control.serve),
@@ -132,12 +158,14 @@ class Gateway:
     async def start(self) -> None:
         await self.core.start()
         await self.live.start()
+        await self.disabled_users.start()
 
     async def stop(self) -> None:
         for client in list(self.clients.values()):
             client.close(1001, "server shutting down")
         await self.bridge.stop()
         await self.live.stop()
+        await self.disabled_users.stop()
         await self.core.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
