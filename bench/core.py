@@ -243,13 +243,17 @@ def wait_http_ok(url: str, body: bytes, *, timeout: float, what: str, procs: Seq
 
 
 def run_wrk(url: str, *, connections: int, duration: float, body: bytes = ECHO_BODY,
-            script: Path = WRK_POST, auth: str | None = None, env: dict[str, str] | None = None) -> Sample:
-    """wrk (C, its own process) with a lua script that prints one `BENCHJSON {...}` line."""
+            script: Path = WRK_POST, auth: str | None = None, env: dict[str, str] | None = None,
+            timeout: float = 5.0) -> Sample:
+    """wrk (C, its own process) with a lua script that prints one `BENCHJSON {...}` line.
+
+    `timeout`: seconds after which wrk counts a request as timed out."""
     threads = 1 if connections < 4 else 2
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "5s",
-           "-s", str(script), url]
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout",
+           f"{max(1, round(timeout))}s", "-s", str(script), url]
     run_env = {**os.environ, "BENCH_BODY": body.decode(), "BENCH_AUTH": auth or "", **(env or {})}
-    out = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=duration + 60, check=False)
+    out = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=duration + timeout + 60,
+                         check=False)
     for line in out.stdout.splitlines():
         if line.startswith("BENCHJSON "):
             d = json.loads(line[len("BENCHJSON "):])

@@ -28,6 +28,8 @@ from bench.core import (
     timed,
 )
 
+TITLE = "1. Function calls through the gateway"
+
 SC = "space-cloud"
 MOL = "moleculer"
 RAW = "raw nats-py"
@@ -103,5 +105,5 @@ def run(ctx: Context) -> Section:
 
     plot = bar_plot(ctx.docs, "bench-functions.png", "Function call through the gateway (echo)", SYSTEMS,
                     ctx.concurrencies, series, case_label="concurrent clients")
-    return Section("functions", "1. Function calls through the gateway", lines, goals, [plot],
+    return Section("functions", TITLE, lines, goals, [plot],
                    data={"series": series.to_json()})

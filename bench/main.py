@@ -31,7 +31,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a smoke run: 1 run of 2 s per case")
     p.add_argument("--runs", type=int, help="runs of each case (default 3; --quick: 1)")
     p.add_argument("--duration", type=float, help="seconds per measured run (default 8; --quick: 2)")
-    p.add_argument("--only", help=f"comma-separated parts among {', '.join(PARTS)} (default: all)")
+    p.add_argument("--only", "--parts", dest="only",
+                   help=f"comma-separated parts among {', '.join(PARTS)} (default: all); docs/benchmarks.md "
+                        "keeps the sections of the parts not measured")
     p.add_argument("--concurrency", help="comma-separated client counts for parts 1-2 (default 1,16,64)")
     p.add_argument("--docs", action="store_true",
                    help="with --quick: write docs/ anyway (a quick run writes its report to bench/results/)")
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     (results / "run.json").write_text(json.dumps({"settings": settings, "machine": machine,
                                                   "parts": [s.key for s in sections],
                                                   "docs": str(ctx.docs)}, indent=1))
-    out = report.write(sections, machine=machine, settings=settings, out=ctx.docs / "benchmarks.md")
+    out = report.write(sections, machine=machine, settings=settings, out=ctx.docs / "benchmarks.md",
+                       order=part_titles(), keep=ctx.docs == DOCS)
     ctx.log(f"wrote {out}")
     for s in sections:
         for g in s.goals:
@@ -136,6 +139,17 @@ def main(argv: list[str] | None = None) -> int:
         if s.skipped:
             print(f"  {s.title}: not measured: {s.skipped}")
     return 1 if failed else 0
+
+
+def part_titles() -> list[str]:
+    """Every part's section title, in report order."""
+    titles = []
+    for name in PARTS.values():
+        try:
+            titles.append(str(importlib.import_module(name).TITLE))
+        except (ImportError, AttributeError):
+            continue
+    return titles
 
 
 def rewrite(results: Path) -> int:
@@ -147,8 +161,9 @@ def rewrite(results: Path) -> int:
         d["goals"] = [Goal(**g) for g in d.get("goals", [])]
         d["plots"] = [Path(x) for x in d.get("plots", [])]
         sections.append(Section(**d))
-    out = report.write(sections, machine=run["machine"], settings=run["settings"],
-                       out=Path(run["docs"]) / "benchmarks.md")
+    docs = Path(run["docs"])
+    out = report.write(sections, machine=run["machine"], settings=run["settings"], out=docs / "benchmarks.md",
+                       order=part_titles(), keep=docs == DOCS)
     print(f"wrote {out}")
     return 0
 

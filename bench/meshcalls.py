@@ -23,6 +23,8 @@ from bench.core import (
 )
 from bench.functions import RAW, raw_floor
 
+TITLE = "2. Service-to-service calls (mesh.call vs raw NATS)"
+
 MESH = "mesh.call"
 GOAL = 1.2
 
@@ -70,5 +72,5 @@ def run(ctx: Context) -> Section:
 
     plot = bar_plot(ctx.docs, "bench-mesh.png", "Service-to-service call: mesh.call vs raw nats-py", [MESH, RAW],
                     ctx.concurrencies, series, case_label="concurrent callers")
-    return Section("mesh", "2. Service-to-service calls (mesh.call vs raw NATS)", lines, goals, [plot],
+    return Section("mesh", TITLE, lines, goals, [plot],
                    data={"series": series.to_json()})

@@ -347,8 +347,9 @@ def run(ctx: Context) -> Section:
     series = Series()
     prof: dict[str, Any] = {}
     try:
-        with timed(ctx, f"pocketbase: seeding {ROWS:,} todos of {USERS} users into each"):
+        with timed(ctx, f"pocketbase: seeding space-cloud with {ROWS:,} todos of {USERS} users"):
             embedded.seed_space_cloud(sc, ROWS, USERS)
+        with timed(ctx, f"pocketbase: seeding PocketBase with {ROWS:,} todos of {USERS} users"):
             embedded.seed_pocketbase(pb, ROWS, USERS)
         sanity(sc, pb)
 
@@ -373,7 +374,7 @@ def run(ctx: Context) -> Section:
         duration = max(2.0, ctx.duration)
         for rep in range(ctx.runs):
             order = SYSTEMS if rep % 2 == 0 else SYSTEMS[::-1]
-            for n in SUBSCRIBERS:
+            for n in SUBSCRIBERS[:1] if ctx.quick else SUBSCRIBERS:  # quick: 100 subscribers only
                 for name in order:
                     with timed(ctx, f"pocketbase: run {rep + 1}/{ctx.runs}, realtime, {name}, {n} subscribers"):
                         ctx.settle()
