@@ -12,6 +12,7 @@
      ├── TooManyAttempts        429  back-off after failed sign-ins, or a per-client cap
      ├── NotImplementedYet      501  a Space Cloud module this server does not have (yet)
      ├── ServiceUnavailable     503  a dependency cannot be reached (NATS, a database, no instance)
+     │    └── NoInstance        503  nothing serves the subject (NATS no responders): never delivered
      ├── Timeout                504  a dependency did not answer in time
      └── InternalError          500  our own bug; its message never carries driver text
 
@@ -76,6 +77,11 @@ class NotImplementedYet(SpaceCloudError):
 
 class ServiceUnavailable(SpaceCloudError):
     status = 503
+
+
+class NoInstance(ServiceUnavailable):
+    """No instance of the service (or worker) is running: the request reached nobody, so it is safe to
+    retry; crosses the wire as a plain 503."""
 
 
 class Timeout(SpaceCloudError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.websockets import WebSocket
 
 from gateway.admin import Admin
@@ -20,15 +21,19 @@ from gateway.config import Config
 from gateway.core import Core
 from gateway.crud import Crud
 from gateway.functions import Functions
-from gateway.http import CORSMiddleware, Receive, Request, Scope, Send
+from gateway.health import Health
+from gateway.http import ASGIApp, CORSMiddleware, Receive, Request, Scope, Send, send_json
 from gateway.live.manager import LiveQueries
 from gateway.mission_control import MissionControl
+from gateway.observability import Observed
 from gateway.routing import Route, Router, route, websocket
 from gateway.security import Security
 from gateway.static import Static
 from gateway.users import Users
 from gateway.ws import Client, CloseHook, Handler
 from mesh.connect import NatsTarget
+from mesh.limits import STATE_NAMES
+from mesh.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from gateway.grpc.servicer import SpaceCloudServicer
@@ -62,6 +67,8 @@ class Gateway:
         }
         self.ws_close_hooks: list[CloseHook] = [self.bridge.on_close, self.live.on_close]
         self.clients: dict[str, Client] = {}
+        self.health_check = Health(core)
+        self._gauges()
         self.router = Router(self.routes(), body_timeout=config.gateway.body_timeout)
 
     def routes(self) -> list[Route]:
@@ -77,6 +84,7 @@ class Gateway:
             # discovery, status
             route("GET", "/v1/api/{project}/services", self.functions.services),
             route("GET", "/v1/api/health", self.health),
+            route("GET", "/metrics", self.metrics),
             route("GET", "/v1/api/config/env", self.env),
             # email users
             route("POST", auth + "/email/signup", self.users.http_signup),
@@ -136,8 +144,34 @@ class Gateway:
 
     # -- small endpoints ----------------------------------------------------------------------------
 
-    async def health(self, _request: Request) -> dict[str, Any]:
-        return {"ok": True, "nats": self.core.nc.is_connected}
+    async def health(self, request: Request) -> None:
+        status, body = await self.health_check.report()
+        await send_json(request.send, status, orjson.dumps(body))
+
+    async def metrics(self, request: Request) -> None:
+        """Prometheus text format: this gateway's registry (and an in-process worker's)."""
+        body = self.core.metrics.registry.render()
+        await request.send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]})
+        await request.send({"type": "http.response.body", "body": body})
+
+    def _gauges(self) -> None:
+        m = self.core.metrics
+        m.gauge("sc_websocket_connections", "Open WebSocket connections", [],
+                lambda: [((), float(len(self.clients)))])
+        m.gauge("sc_live_queries", "Live queries subscribed on this gateway", [],
+                lambda: [((), float(sum(len(q) for q in self.live.by_client.values())))])
+        m.gauge("sc_live_shared_queries", "Distinct live queries (shared by their subscribers)", [],
+                lambda: [((), float(sum(len(f.queries) for f in self.live.feeds.values())))])
+        m.gauge("sc_service_breaker_state", "Per called service: 0 closed, 1 half-open (probing), 2 open "
+                "(failing fast); see sc_breaker_state_info", ["project", "service"],
+                lambda: [(k, float(g.breaker.state)) for k, g in self.core.services.items()])
+        m.gauge("sc_service_calls_in_flight", "Calls in flight from this gateway per service",
+                ["project", "service"], lambda: [(k, float(g.running)) for k, g in self.core.services.items()])
+        m.gauge("sc_service_instances", "Instances per service (discovery, refreshed every few seconds)",
+                ["project", "service"], lambda: [(k, float(n)) for k, n in self.core.directory.instances.items()])
+        m.gauge("sc_breaker_state_info", "1 for the state each service breaker is in", ["project", "service", "state"],
+                lambda: [((*k, STATE_NAMES[g.breaker.state]), 1.0) for k, g in self.core.services.items()])
 
     async def env(self, _request: Request) -> dict[str, Any]:
         return {"isProd": not self.core.dev}
@@ -148,6 +182,7 @@ class Gateway:
         client = Client(ws, send, project=params.get("project"), max_queue=settings.ws_queue,
                         max_in_flight=settings.socket_requests)
         self.clients[client.id] = client
+        self.core.metrics.sockets_opened.value += 1
         try:
             await client.serve(self.ws_handlers, self.ws_close_hooks)
         finally:
@@ -161,6 +196,7 @@ class Gateway:
         await self.disabled_users.start()
 
     async def stop(self) -> None:
+        self.health_check.stopping = True
         for client in list(self.clients.values()):
             client.close(1001, "server shutting down")
         await self.bridge.stop()
@@ -195,5 +231,5 @@ class Gateway:
                 return
 
 
-def build_app(gw: Gateway) -> CORSMiddleware:
-    return CORSMiddleware(gw, gw.origin_allowed)
+def build_app(gw: Gateway) -> ASGIApp:
+    return Observed(CORSMiddleware(gw, gw.origin_allowed), gw.core.metrics)

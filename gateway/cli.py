@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from gateway import __version__
 from gateway.config import Config, ConfigError, dev_config, load
-from mesh import roles
+from mesh import logs, roles
 from mesh.connect import NatsTarget
 from mesh.loop import run as run_main
 
@@ -103,6 +103,27 @@ def _nats_auth(args: argparse.Namespace, env: Mapping[str, str]) -> NatsTarget |
                       tls_cert=fields["tls_cert"], tls_key=fields["tls_key"])
 
 
+def _log_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="text", choices=list(logs.FORMATS),
+                   help="text lines, or one JSON object per line (default text); each names its request id")
+
+
+def _db_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("db worker", "limits per database alias (the in-process worker of `run`, or `worker`)")
+    g.add_argument("--db-concurrency", type=int, default=64, metavar="N",
+                   help="requests run at once per database alias (default 64)")
+    g.add_argument("--db-queue", type=int, default=256, metavar="N",
+                   help="requests waiting per alias beyond that; more are refused with 503 (default 256)")
+    g.add_argument("--db-connect-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="how long connecting to a database may take before its breaker opens (default 5)")
+
+
+def _worker_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"alias_concurrency": args.db_concurrency, "alias_queue": args.db_queue,
+            "connect_timeout": args.db_connect_timeout}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="space-cloud",
@@ -139,13 +160,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ws-queue", type=int, metavar="FRAMES",
                      help="frames queued per WebSocket before a slow consumer is closed (gateway.wsQueue; "
                      "default 1024)")
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--service-concurrency", type=int, metavar="N",
+                     help="calls in flight from this gateway to one service before 503 (gateway.serviceConcurrency; "
+                     "default 256)")
+    _log_flags(run)
+    _db_flags(run)
     _nats_flags(run)
 
     worker = sub.add_parser("worker", help="run a db worker alone (several may run; NATS balances them)")
     worker.add_argument("--nats", metavar="URL", required=True, help="the NATS the gateways use")
     worker.add_argument("--config", metavar="FILE", help="the same config the gateways use")
-    worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    worker.add_argument("--metrics-port", type=int, metavar="N",
+                        help="serve GET /metrics (Prometheus) and GET /healthz on this port (default: none)")
+    worker.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDR",
+                        help="address of the metrics port (default 0.0.0.0)")
+    _log_flags(worker)
+    _db_flags(worker)
     _nats_flags(worker)
 
     init = sub.add_parser("init", help="write a commented starter config")
@@ -167,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(STARTER)
         print(f"wrote {out}: set SC_SECRET, ADMIN_PASS and ADMIN_SECRET, then `space-cloud run --config {out}`")
         return 0
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(args.log_level, args.log_format)
     try:
         config = _load(args.config)
     except ConfigError as exc:
@@ -183,14 +213,16 @@ def main(argv: list[str] | None = None) -> int:
                           grpc_port=None if args.no_grpc else DEFAULT_GRPC_PORT if args.grpc_port is None
                           else args.grpc_port,
                           grpc_port_given=args.grpc_port is not None,
+                          worker_options=_worker_options(args),
                           settings={"db_timeout": args.db_timeout, "change_retention": args.change_retention,
-                                    "ws_queue": args.ws_queue})
+                                    "ws_queue": args.ws_queue, "service_concurrency": args.service_concurrency})
         run_main(serve(config, opts))
         return 0
     from worker import run_worker
 
     target = _nats_auth(args, os.environ) or NatsTarget(args.nats)
-    run_main(run_worker(target.with_inbox(str(roles.worker().inbox)), config.databases()))
+    run_main(run_worker(target.with_inbox(str(roles.worker().inbox)), config.databases(), **_worker_options(args),
+                        metrics_port=args.metrics_port, metrics_host=args.metrics_host))
     return 0
 
 

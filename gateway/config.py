@@ -213,6 +213,10 @@ class GatewaySettings:
     """Live queries one connection may hold."""
     body_timeout: float = 30.0
     """Seconds a client has to send a request body; a connection that stalls gets 408 and is let go."""
+    service_concurrency: int = 256
+    """Calls in flight from this gateway to one service (mesh or WebSocket); beyond: 503 at once."""
+    function_retries: int = 2
+    """Extra attempts for a function its service declares idempotent, after a 500/503 (0: never retry)."""
 
     KEYS = {
         "maxBodyBytes": ("max_body_bytes", int, 1024),
@@ -224,6 +228,8 @@ class GatewaySettings:
         "socketRequests": ("socket_requests", int, 1),
         "socketLiveQueries": ("socket_live_queries", int, 1),
         "bodyTimeout": ("body_timeout", float, 0.1),
+        "serviceConcurrency": ("service_concurrency", int, 1),
+        "functionRetries": ("function_retries", int, 0),
     }
     """File key -> (attribute, type, minimum)."""
 

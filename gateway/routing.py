@@ -119,6 +119,7 @@ class Router:
             if found is None:
                 raise NotFound("not found")
             r, params = found
+            scope["sc.route"] = r.path  # the template, for metrics (gateway.observability)
             handler: Endpoint = r.handler  # type: ignore[assignment]
             result = await handler(Request(scope, receive, send, params, body_timeout=self.body_timeout))
         except Exception as exc:
@@ -134,6 +135,7 @@ class Router:
         if found is None:
             return False
         r, params = found
+        scope["sc.route"] = r.path
         handler: SocketEndpoint = r.handler  # type: ignore[assignment]
         await handler(scope, receive, send, params)
         return True

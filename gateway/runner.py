@@ -45,6 +45,8 @@ class RunOptions:
     ws_compression: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
     """CLI overrides of the config file's `gateway:` section (`GatewaySettings` attribute -> value)."""
+    worker_options: dict[str, Any] = field(default_factory=dict)
+    """`DbWorker` keyword arguments for the in-process worker (per-alias limits)."""
     grpc_port: int | None = 4124
     """gRPC (`proto.SpaceCloud`) port; None: no gRPC (`--no-grpc`)."""
     grpc_port_given: bool = False
@@ -75,11 +77,12 @@ async def serve(config: Config, opts: RunOptions) -> None:
         if opts.worker:
             from worker import DbWorker
 
-            worker = DbWorker(bus.worker_target, databases=config.databases())
+            worker = DbWorker(bus.worker_target, databases=config.databases(), **opts.worker_options)
             await worker.start()
         gw = Gateway(config, nats_url=bus.gateway_target, dev=opts.dev)
         if worker is not None:
             in_process = worker
+            gw.core.metrics.registry.include(worker.metrics.registry)  # one /metrics for the process
             gw.core.config_listeners.append(lambda cfg: in_process.update(cfg.databases()))
         if opts.dev:
             log.warning("--dev: the config API and Mission Control need no admin login; never use this in production")
@@ -89,6 +92,7 @@ async def serve(config: Config, opts: RunOptions) -> None:
                 host=opts.host,
                 port=opts.port,
                 log_level=opts.log_level,
+                log_config=None,  # the CLI set logging up (text or JSON, with request ids)
                 lifespan="on",
                 http="httptools",
                 access_log=False,

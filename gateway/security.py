@@ -120,9 +120,9 @@ class Security:
     async def _decide(self, project: ProjectConfig, rule: dict[str, Any] | None, args: dict[str, Any]) -> Decision:
         return await evaluate(rule, args, CoreRuleContext(self.core, project.id))
 
-    @staticmethod
-    def _deny(decision: Decision, where: str, no_rule_status: int, message: str | None = None) -> None:
+    def _deny(self, decision: Decision, where: str, no_rule_status: int, message: str | None = None) -> None:
         log.debug("denied %s: %s (%s)", where, decision.message, " > ".join(decision.explain))
+        self.core.metrics.denied(where.split(" ", 1)[0])  # the operation: read, create, function, register, ...
         status = no_rule_status if decision.message == NO_RULE else decision.status
         text = message or decision.message
         if status == 401:

@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from common.errors import BadRequest, SpaceCloudError
 
 from .http import Send
+from .metrics import FRAMES
 from .peer import FeedFrame
 
 log = logging.getLogger("space_cloud.ws")
@@ -58,12 +59,16 @@ class Client:
     def send_text(self, text: str) -> None:
         """Queue an already serialised frame (fan-out serialises once for many sockets)."""
         if self.closed or self._closing is not None:
+            FRAMES.dropped += 1
             return
         if len(self._queue) >= self._max_queue:
+            FRAMES.dropped += len(self._queue) + 1
+            FRAMES.slow_closes += 1
             self._queue.clear()
             self._closing = (SLOW_CONSUMER, "slow consumer: send queue overflowed")
             self._overflow.set()
         else:
+            FRAMES.queued += 1
             self._queue.append(text)
         self._wake.set()
 

@@ -11,7 +11,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 
-async def _gather(nc: Client, subject: str, window: float) -> list[dict[str, Any]]:
+async def gather(nc: Client, subject: str, window: float) -> list[dict[str, Any]]:
+    """Every reply to `subject` (e.g. `$SRV.INFO`, `$SRV.STATS.sc-db`) within `window` seconds, as JSON objects."""
     replies: list[dict[str, Any]] = []
     inbox = nc.new_inbox()
 
@@ -33,7 +34,7 @@ async def _gather(nc: Client, subject: str, window: float) -> list[dict[str, Any
 
 async def list_services(nc: Client, project: str | None = None, *, window: float = 0.25) -> list[dict[str, Any]]:
     """Services with their functions and live instances, grouped by name."""
-    infos, stats = await asyncio.gather(_gather(nc, "$SRV.INFO", window), _gather(nc, "$SRV.STATS", window))
+    infos, stats = await asyncio.gather(gather(nc, "$SRV.INFO", window), gather(nc, "$SRV.STATS", window))
     stats_by_id = {s.get("id"): s for s in stats}
     services: dict[str, dict[str, Any]] = {}
     for info in infos:

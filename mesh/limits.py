@@ -77,23 +77,29 @@ STATE_NAMES = {CLOSED: "closed", HALF_OPEN: "half-open", OPEN: "open"}
 
 
 class Breaker:
-    """Closed: everything passes and failures in a row are counted; `threshold` of them (or `trip()`)
-    open it. Open: everything is refused for a cooldown (`cooldown`, doubled at every re-opening up
-    to `max_cooldown`). Then one probe passes (half-open): its success closes the breaker, its
-    failure opens it again. A probe whose outcome never comes is replaced after another cooldown."""
+    """Closed: everything passes and failures are counted: in a row, or with `window`, among the last
+    `window` outcomes (so a service with one bad instance out of two, failing every other call, never
+    reaches `threshold`, while one whose instances all fail does). `threshold` failures (or `trip()`)
+    open it. Open: everything is refused for a cooldown (`cooldown`, doubled at every re-opening up to
+    `max_cooldown`). Then one probe passes (half-open): its success closes the breaker, its failure
+    opens it again. A probe whose outcome never comes is replaced after another cooldown."""
 
-    __slots__ = ("_cooldown", "failures", "last_error", "max_cooldown", "min_cooldown", "opened_at", "retry_at",
-                 "state", "threshold", "trips")
+    __slots__ = ("_cooldown", "_recent", "failures", "last_error", "max_cooldown", "min_cooldown", "opened_at",
+                 "retry_at", "state", "threshold", "trips", "window")
 
-    def __init__(self, *, threshold: int = 5, cooldown: float = 1.0, max_cooldown: float = 30.0) -> None:
-        if threshold < 1 or cooldown <= 0 or max_cooldown < cooldown:
-            raise ValueError("a breaker needs threshold >= 1 and 0 < cooldown <= max_cooldown")
+    def __init__(self, *, threshold: int = 5, window: int = 0, cooldown: float = 1.0,
+                 max_cooldown: float = 30.0) -> None:
+        if threshold < 1 or cooldown <= 0 or max_cooldown < cooldown or (window and window < threshold):
+            raise ValueError("a breaker needs 1 <= threshold <= window (if any) and 0 < cooldown <= max_cooldown")
         self.threshold = threshold
+        self.window = window
+        self._recent: collections.deque[bool] = collections.deque(maxlen=window or 1)
         self.min_cooldown = cooldown
         self.max_cooldown = max_cooldown
         self._cooldown = cooldown
         self.state = CLOSED
         self.failures = 0
+        """Failures in a row, or among the last `window` outcomes."""
         self.trips = 0
         self.last_error = ""
         self.opened_at = 0.0
@@ -116,13 +122,29 @@ class Breaker:
         return True
 
     def success(self) -> None:
-        self.failures = 0
         if self.state != CLOSED:
             self.state = CLOSED
             self._cooldown = self.min_cooldown
+            self._recent.clear()
+            self.failures = 0
+        elif self.window:
+            self._note(False)
+        else:
+            self.failures = 0
+
+    def _note(self, failed: bool) -> None:
+        recent = self._recent
+        if len(recent) == self.window and recent[0]:
+            self.failures -= 1
+        recent.append(failed)
+        if failed:
+            self.failures += 1
 
     def failure(self, reason: str) -> None:
-        self.failures += 1
+        if self.window:
+            self._note(True)
+        else:
+            self.failures += 1
         self.last_error = reason
         if self.state == HALF_OPEN:
             self._cooldown = min(self._cooldown * 2, self.max_cooldown)
@@ -132,8 +154,11 @@ class Breaker:
 
     def trip(self, reason: str) -> None:
         """Open now, whatever the count (e.g. a connection that could not be made)."""
-        self.failures = max(self.failures, self.threshold - 1)
-        self.failure(reason)
+        self.last_error = reason
+        self.failures = max(self.failures, 1)
+        if self.state == HALF_OPEN:
+            self._cooldown = min(self._cooldown * 2, self.max_cooldown)
+        self._open()
 
     def _open(self) -> None:
         if self.state != OPEN:
@@ -147,5 +172,7 @@ class Breaker:
         next try in 2.0s`."""
         since = time.strftime("%H:%M:%SZ", time.gmtime(self.opened_at))
         wait = max(0.0, self.retry_at - time.monotonic())
-        return (f"failing since {since} ({self.failures} failure{'s' if self.failures != 1 else ''} in a row, "
-                f"last: {self.last_error}); next try in {wait:.1f}s")
+        n = self.failures
+        count = (f"{n} of the last {len(self._recent)} calls failed" if self.window
+                 else f"{n} failure{'s' if n != 1 else ''} in a row")
+        return f"failing since {since} ({count}, last: {self.last_error}); next try in {wait:.1f}s"

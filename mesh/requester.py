@@ -28,7 +28,7 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from common.errors import ServiceUnavailable, SpaceCloudError, Timeout, from_code
+from common.errors import NoInstance, ServiceUnavailable, SpaceCloudError, Timeout, from_code
 
 from .context import REQUEST_ID
 from .messages import ERROR_CODE_HEADER, ERROR_HEADER, request_headers
@@ -131,7 +131,7 @@ class Requester:
         reply = msg.headers
         if reply:
             if reply.get(STATUS_HEADER) == NO_RESPONDERS:
-                raise ServiceUnavailable(f"no instance of {what or subject} is running{about}")
+                raise NoInstance(f"no instance of {what or subject} is running{about}")
             code = reply.get(ERROR_CODE_HEADER)
             if code is not None:
                 raise from_code(code, reply.get(ERROR_HEADER, "error"))

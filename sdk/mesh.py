@@ -25,9 +25,10 @@ from typing import Any, TypeVar, overload
 
 from nats.aio.client import Client
 
-from mesh import devstate, roles, subjects
+from mesh import devstate, logs, roles, subjects
 from mesh.codec import pack, unpack
 from mesh.connect import NatsTarget, connect, disconnect
+from mesh.context import budget
 from mesh.loop import run as run_main
 from mesh.requester import Requester
 from mesh.service import FunctionService, Handler, as_handler
@@ -162,6 +163,7 @@ class Mesh:
         self._version = version
         self._drain_timeout = drain_timeout
         self._functions: dict[str, Handler] = {}
+        self._idempotent: set[str] = set()
         self._nc: Client | None = None
         self._requester: Requester | None = None
         self._runtime: FunctionService | None = None
@@ -171,10 +173,14 @@ class Mesh:
     @overload
     def function(self, fn: F) -> F: ...
     @overload
-    def function(self, *, name: str) -> Callable[[F], F]: ...
+    def function(self, *, name: str | None = None, idempotent: bool = False) -> Callable[[F], F]: ...
 
-    def function(self, fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
-        """Register `fn` as a function of this service (called as `fn(params, auth)`)."""
+    def function(self, fn: F | None = None, *, name: str | None = None, idempotent: bool = False
+                 ) -> F | Callable[[F], F]:
+        """Register `fn` as a function of this service (called as `fn(params, auth)`).
+
+        `idempotent=True`: running it twice does no harm (a read, a put of the same value), so a
+        gateway may retry it on another instance after an instance failed (advertised in discovery)."""
 
         def register(f: F) -> F:
             fname = name or f.__name__
@@ -182,6 +188,10 @@ class Mesh:
             if self._runtime is not None:
                 raise RuntimeError("register functions before the mesh starts")
             self._functions[fname] = as_handler(f)
+            if idempotent:
+                self._idempotent.add(fname)
+            else:
+                self._idempotent.discard(fname)
             return f
 
         return register(fn) if fn is not None else register
@@ -220,6 +230,7 @@ class Mesh:
                 name=self.service,
                 functions=self._functions,
                 max_concurrency=self._max_concurrency,
+                idempotent=frozenset(self._idempotent),
                 version=self._version,
             )
             await self._runtime.start()
@@ -269,21 +280,23 @@ class Mesh:
         data = await self._requester.request(
             subject,
             pack({"params": params, "auth": auth}),
-            timeout,
+            budget(timeout),
             what=f"service {service!r}",
         )
         return unpack(data)
 
     def run(self, argv: Sequence[str] | None = None) -> None:
-        """Run until SIGINT/SIGTERM, then drain. Reads `--nats URL` and `--project ID` from argv."""
+        """Run until SIGINT/SIGTERM, then drain. Reads `--nats URL`, `--project ID` and `--log-format
+        text|json` (log lines carry the id of the request they are about) from argv."""
         parser = argparse.ArgumentParser(prog=os.path.basename(sys.argv[0]), add_help=False)
         parser.add_argument("--nats")
         parser.add_argument("--project")
+        parser.add_argument("--log-format", choices=logs.FORMATS, default="text")
         ns, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
         self._nats_url = ns.nats or self._nats_url
         self._project = ns.project or self._project
         if not logging.getLogger().handlers:
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            logs.configure("info", ns.log_format)
         run_main(self._serve())
 
     async def _serve(self) -> None:

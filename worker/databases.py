@@ -40,6 +40,11 @@ def _reason(exc: BaseException, connect_timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class Database:
     def __init__(self, spec: DatabaseSpec, *, limit: int, queue: int, connect_timeout: float) -> None:
         self.spec = spec
@@ -77,6 +82,7 @@ class Database:
         task = self._connecting
         if task is None:
             task = self._connecting = asyncio.get_running_loop().create_task(self._connect())
+            task.add_done_callback(_retrieved)  # its waiters may all have given up: no "never retrieved"
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         done, _ = await asyncio.wait({task}, timeout=timeout)  # never cancels the shared connect
         if not done:
@@ -85,7 +91,7 @@ class Database:
 
     async def _connect(self) -> Adapter:
         spec = self.spec
-        adapter = create_adapter(spec.type, spec.conn, collections=spec.typed_collections(),
+        adapter = create_adapter(spec.type, spec.conn, namespace=spec.project, collections=spec.typed_collections(),
                                  database=spec.database or spec.project)
         try:
             async with asyncio.timeout(self.connect_timeout):
@@ -130,8 +136,8 @@ class Database:
                 await task
         adapter, self.adapter = self.adapter, None
         if adapter is not None:
-            with contextlib.suppress(Exception):
-                await adapter.close()
+            with contextlib.suppress(Exception):  # a pool with a stuck connection may never close cleanly
+                await asyncio.wait_for(adapter.close(), 5)
         if self._closing:
             await asyncio.wait(set(self._closing), timeout=5)
 

@@ -258,6 +258,8 @@ class LiveQueries:
         except BadRequest:
             log.warning("undecodable change event on %s", msg.subject)
             return
+        metrics = self.core.metrics
+        metrics.events_received.value += 1
         did = doc_id(change.id)
         if did is None:
             return
@@ -280,6 +282,7 @@ class LiveQueries:
                 if frame is None:
                     frame = SharedFeed(did, kind, self._payload(f, kind, event), feed_time(version), f.col, f.alias)
                 sub.client.send_feed(sub.qid, frame)
+                metrics.events_fanned_out.value += 1
 
     @staticmethod
     def _payload(f: Feed, kind: Kind, ev: Event) -> dict[str, Any]:

@@ -79,3 +79,19 @@ def test_trip_opens_at_once() -> None:
     br = Breaker(threshold=5, cooldown=1)
     br.trip("connect refused")
     assert br.state == OPEN and br.last_error == "connect refused"
+
+
+def test_a_windowed_breaker_ignores_one_bad_instance_of_two_and_opens_when_all_fail() -> None:
+    br = Breaker(threshold=9, window=10, cooldown=1)
+    for n in range(200):  # every other call fails: half the instances are bad
+        if n % 2:
+            br.failure("bad instance")
+        else:
+            br.success()
+    assert br.state == CLOSED and br.failures == 5
+    opened_after = 0
+    while br.state == CLOSED:
+        br.failure("all bad")
+        opened_after += 1
+    assert opened_after == 7, "with 2 failures among the last 3, 7 more make 9 of 10"
+    assert "9 of the last 10 calls failed, last: all bad" in br.describe()

@@ -46,7 +46,7 @@ async def test_a_stalled_write_is_504_at_its_deadline_and_not_committed_afterwar
         }), env={})
         worker = DbWorker(nats_url, databases=cfg.databases())
         await worker.start()
-        direct = create_adapter("postgres", url)
+        direct = create_adapter("postgres", url, namespace="stall")
         await direct.connect()
         try:
             async with gateway(cfg, nats_url, settings={"db_timeout": 2.0}) as gw:
@@ -77,7 +77,7 @@ async def test_a_stalled_write_is_504_at_its_deadline_and_not_committed_afterwar
 @pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
 async def test_no_commit_is_sent_once_the_deadline_has_passed(kind: str, tmp_path: Path) -> None:
     url = str(tmp_path / "d.db") if kind == "sqlite" else await database_url(f"{kind}-deadline")
-    adapter = create_adapter(kind, url)
+    adapter = create_adapter(kind, url, namespace="deadline")
     await adapter.connect()
     col = "late_" + uuid.uuid4().hex[:8]
     try:
