@@ -13,7 +13,7 @@ import asyncio
 import collections
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -49,6 +49,8 @@ class StreamPeer(Generic[M]):
         self._max_queue = max_queue
         self._ending = False
         self._wake = asyncio.Event()
+        self.on_overflow: Callable[[], object] | None = None
+        """Called when the queue overflows: the writer may be stuck in a write the client never reads."""
 
     def project_of(self, data: dict[str, Any]) -> str:
         project = data.get("project")
@@ -65,6 +67,8 @@ class StreamPeer(Generic[M]):
             self._ending = True
             self.ended_by = (grpc.StatusCode.RESOURCE_EXHAUSTED, "slow consumer: send queue overflowed")
             log.warning("ending gRPC stream %s: slow consumer (send queue overflowed)", self.id)
+            if self.on_overflow is not None:
+                self.on_overflow()
         else:
             self._queue.append(message)
         self._wake.set()

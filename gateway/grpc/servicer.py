@@ -234,12 +234,16 @@ class SpaceCloudServicer(pb_grpc.SpaceCloudServicer):
         queues. The stream ends when the client ends its side (after the requests in flight), when the
         client goes away, or when it reads too slowly; then the close hook forgets the peer."""
         reader = asyncio.create_task(self._read(peer, requests, dispatch, self.core.settings.socket_requests))
-        try:
-            async for message in peer.outgoing():
-                yield message
-            if peer.ended_by is not None:
-                await context.abort(*peer.ended_by)
-        finally:
+        background: set[asyncio.Task[None]] = set()
+
+        def spawn(work: Coroutine[Any, Any, None]) -> None:
+            task = asyncio.create_task(work)
+            background.add(task)
+            task.add_done_callback(background.discard)
+
+        async def forget() -> None:
+            if peer.closed:
+                return
             peer.closed = True
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -248,6 +252,21 @@ class SpaceCloudServicer(pb_grpc.SpaceCloudServicer):
                 await on_close(peer)
             except Exception:
                 log.exception("gRPC stream close hook failed")
+
+        # A slow consumer's writer may be stuck in a write the client never reads (nor a status queued behind
+        # it): its rpc is cancelled from outside, nothing more is sent, and the client's call ends when it
+        # gives up. The peer is forgotten when the rpc ends, whoever ends it.
+        rpc = asyncio.current_task()
+        if rpc is not None:
+            peer.on_overflow = rpc.cancel
+        context.add_done_callback(lambda _: spawn(forget()))  # type: ignore[arg-type]  # (the stub wants a class)
+        try:
+            async for message in peer.outgoing():
+                yield message
+            if peer.ended_by is not None:
+                await context.abort(*peer.ended_by)
+        finally:
+            await forget()
 
     @staticmethod
     async def _read(peer: P, requests: AsyncIterator[Req], dispatch: Handler[P, Req], max_in_flight: int) -> None:
