@@ -101,12 +101,16 @@ def measure(ctx: Context, system: System, op: str, rep: int, duration: float) ->
     method, path, body = OPS[op][system.name]
     env = {"BENCH_METHOD": method, "BENCH_PATH": path, "BENCH_TEMPLATE": body, "BENCH_ROWS": str(ROWS),
            "BENCH_USERS": str(USERS), "BENCH_RUN": f"{'s' if system.name == SC else 'p'}{rep}"}
-    cpu0 = system.cpu_seconds()
+    cpu0 = system.cpu_split()
     sample = run_wrk(system.base, connections=CLIENTS, duration=duration, script=TODOS_LUA, env=env)
-    used = system.cpu_seconds() - cpu0
+    cpu1 = system.cpu_split()
+    used = {k: v - cpu0.get(k, 0.0) for k, v in cpu1.items()}
+    total = sum(used.values())
     if sample.requests:
-        sample.extra["cpu_us_per_req"] = used / sample.requests * 1e6
-    sample.extra["cpu_cores"] = used / duration
+        sample.extra["cpu_us_per_req"] = total / sample.requests * 1e6
+        for k, v in used.items():
+            sample.extra[f"cpu_us_per_req:{k}"] = v / sample.requests * 1e6
+    sample.extra["cpu_cores"] = total / duration
     return sample
 
 
@@ -211,58 +215,88 @@ def realtime_run(system: System, n: int, duration: float) -> Sample:
 # ---------------------------------------------------------------- profile
 
 
-CATEGORIES: list[tuple[str, str]] = [
-    # (regular expression on the frame's file, category): first match wins
-    (r"/(gateway)/", "gateway (ours)"),
-    (r"/(worker)/", "db worker (ours)"),
-    (r"/(adapters)/", "adapters + SQL compiler (ours)"),
-    (r"/(mesh|common)/", "mesh: NATS requester/codec (ours)"),
-    (r"aiosqlite|sqlite3", "SQLite driver"),
-    (r"/nats/", "nats-py client"),
-    (r"uvicorn|httptools|h11|websockets", "uvicorn / HTTP"),
-    (r"starlette", "starlette"),
-    (r"msgpack|orjson|json", "codecs"),
-    (r"asyncio|uvloop|selectors|threading|queue|concurrent", "event loop / threads"),
-    (r"grpc", "grpc"),
+CATEGORIES: list[tuple[str, str, str]] = [
+    # (regular expression on the function, on its file, category) for a sample's innermost frame: first match wins
+    (r"^(Runner\.run|.*run_forever|.*run_until_complete)$", r"asyncio/(runners|base_events)\.py",
+     "uvloop's C code (socket reads and writes, polling, callbacks)"),
+    (r"^_connection_worker_thread$", r"aiosqlite", "sqlite3 running the statement (aiosqlite's thread)"),
+    (r"", r"aiosqlite", "aiosqlite: handing each call to its thread and back"),
+    (r"", r"(^|/)nats/", "nats-py client (the gateway → worker hop)"),
+    (r"", r"asyncio/streams\.py", "asyncio streams (nats-py's socket writes)"),
+    (r"", r"(^|/)mesh/", "mesh: requester, service runtime (ours)"),
+    (r"", r"(^|/)gateway/", "gateway (ours)"),
+    (r"", r"(^|/)worker/", "db worker (ours)"),
+    (r"", r"(^|/)adapters/", "adapters + SQL compiler (ours)"),
+    (r"", r"(^|/)common/", "common (ours)"),
+    (r"", r"msgpack", "msgpack"),
+    (r"", r"orjson|(^|/)json/", "JSON"),
+    (r"", r"uvicorn|httptools", "uvicorn / httptools (HTTP)"),
+    (r"", r"starlette", "starlette"),
+    (r"", r"asyncio|uvloop|selectors|threading|queue|concurrent|contextvars", "asyncio machinery (tasks, futures)"),
+    (r"", r"logging", "logging"),
+    (r"", r"genericpath|posixpath|(^|/)os\.py", "file-system calls (os.path)"),
 ]
 
 
-def _frame_file(frame: str) -> str:
-    m = re.search(r"\(([^()]*)\)\s*$", frame)
-    return m.group(1) if m else frame
+def _frame_parts(frame: str) -> tuple[str, str]:
+    m = re.match(r"(.*?) \(([^()]*)\)\s*$", frame)
+    return (m.group(1), m.group(2)) if m else (frame, "")
 
 
 def categorize(frame: str) -> str:
-    f = _frame_file(frame)
-    for pattern, name in CATEGORIES:
-        if re.search(pattern, f):
+    func, path = _frame_parts(frame)
+    for func_re, path_re, name in CATEGORIES:
+        if re.search(path_re, path) and (not func_re or re.search(func_re, func)):
             return name
     return "other"
 
 
+def _thread_label(thread: str, frames: list[str]) -> str:
+    """A thread by what it runs: py-spy's `thread (<tid>): <name>` frame, else its stack."""
+    text = thread + ";" + ";".join(frames)
+    if "_connection_worker_thread" in text:
+        return "aiosqlite's thread (SQLite)"
+    if "MainThread" in thread or "Runner.run" in text:
+        return "event-loop thread (gateway + worker)"
+    return "other threads"
+
+
+ENTRY = re.compile(r"^(<module>|main|run|_run_module_as_main|_run_code) \((gateway/cli|mesh/loop|<frozen runpy>)")
+"""The frames every sample of the event-loop thread goes through: left out of "our function"."""
+
+
+OURS = r"(^|/)(gateway|worker|adapters|mesh|common)/"
+
+
 def summarize(raw: Path, top: int = 12) -> dict[str, Any]:
+    """py-spy raw stacks (with --threads) → shares of samples by thread, component, function."""
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     cats: collections.Counter[str] = collections.Counter()
+    threads: collections.Counter[str] = collections.Counter()
     n = 0
     for line in raw.read_text().splitlines():
         stack_text, _, count_text = line.rpartition(" ")
         if not stack_text or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [f for f in stack_text.split(";") if not f.startswith(("process ", "thread "))]
+        parts = stack_text.split(";")
+        thread = next((f for f in parts if f.startswith("thread ")), "")
+        frames = [f for f in parts if not f.startswith(("process ", "thread "))]
         if not frames:
             continue
         n += count
+        threads[_thread_label(thread, frames)] += count
         own[frames[-1]] += count
         cats[categorize(frames[-1])] += count
         for frame in set(frames):
             total[frame] += count
     if not n:
         return {"samples": 0}
-    ours = [(f, c) for f, c in total.most_common() if re.search(r"/(gateway|worker|adapters|mesh)/", _frame_file(f))]
+    ours = [(f, c) for f, c in total.most_common() if re.search(OURS, _frame_parts(f)[1]) and not ENTRY.match(f)]
     return {
         "samples": n,
+        "threads": [(k, 100 * c / n) for k, c in threads.most_common()],
         "own": [(f, 100 * c / n) for f, c in own.most_common(top)],
         "categories": [(k, 100 * c / n) for k, c in cats.most_common()],
         "ours_total": [(f, 100 * c / n) for f, c in ours[:top]],
@@ -278,8 +312,9 @@ def profile(ctx: Context, sc: System, ops: list[str]) -> dict[str, Any]:
     for op in ops:
         slug = re.sub(r"[^a-z0-9]+", "-", op)
         raw = ctx.results / f"pocketbase-profile-{slug}.raw.txt"
-        spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "--nolineno", "--rate", "100", "--pid",
-                                str(sc.proc.pid), "--duration", str(seconds), "--format", "raw", "-o", str(raw)],
+        spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "--nolineno", "--threads", "--rate", "200",
+                                "--pid", str(sc.proc.pid), "--duration", str(seconds), "--format", "raw",
+                                "-o", str(raw)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(0.5)
@@ -312,24 +347,30 @@ def profile_lines(prof: dict[str, Any]) -> list[str]:
         return []
     if "skipped" in prof:
         return [f"Profile: not taken ({prof['skipped']}).", ""]
-    lines = ["Where our process spends its time (py-spy, 100 samples/s, on separate runs after the measured "
-             "ones; the gateway and the db worker are one process in `space-cloud run`). Own time by "
-             "component, then the functions with the most own time and our own functions with the most "
-             "time including callees:", ""]
-    for op, got in prof.items():
-        if not got.get("samples"):
-            lines += [f"- {op}: no samples", ""]
-            continue
-        lines += [f"**{op}** ({got['samples']:,} samples, {fmt_int(got['rps_under_profiler'])} req/s under the "
-                  "profiler):", ""]
-        lines += md_table(["component (own time)", "share"],
-                          [[k, f"{v:.1f}%"] for k, v in got["categories"] if v >= 0.5])
-        lines += [""]
-        lines += md_table(["function (own time)", "share"], [[_short(f), f"{v:.1f}%"] for f, v in got["own"]])
-        lines += [""]
-        lines += md_table(["our function (with callees)", "share"],
-                          [[_short(f), f"{v:.1f}%"] for f, v in got["ours_total"]])
-        lines += [""]
+    ops = [op for op, got in prof.items() if got.get("samples")]
+    if not ops:
+        return ["Profile: py-spy took no samples.", ""]
+    lines = ["Where our process spends its time: py-spy (200 samples a second of each running thread, idle "
+             "threads not counted) on runs of their own after the measured ones; the gateway and the db worker "
+             "are one process in `space-cloud run`. Shares of all samples; "
+             + ", ".join(f"{op}: {prof[op]['samples']:,} samples at {fmt_int(prof[op]['rps_under_profiler'])} "
+                         "req/s under the profiler" for op in ops) + ".", ""]
+
+    def table(key: str, header: str, limit: int = 99, min_share: float = 0.5) -> list[str]:
+        names: dict[str, float] = {}
+        for op in ops:
+            for name, share in prof[op][key]:
+                names[name] = max(names.get(name, 0.0), share)
+        keep = [n for n, v in sorted(names.items(), key=lambda kv: -kv[1]) if v >= min_share][:limit]
+        shares = {op: dict(prof[op][key]) for op in ops}
+        rows = [[_short(n) if key != "categories" and key != "threads" else n,
+                 *(f"{shares[op].get(n, 0.0):.1f}%" for op in ops)] for n in keep]
+        return [*md_table([header, *ops], rows), ""]
+
+    lines += table("threads", "thread")
+    lines += table("categories", "component (own time of the innermost frame)")
+    lines += table("own", "function (own time)", limit=14, min_share=1.0)
+    lines += table("ours_total", "our function (including what it calls)", limit=14, min_share=1.0)
     return lines
 
 
@@ -389,6 +430,14 @@ def _cell(m: Sample | None) -> str:
     return "-" if m is None else f"{fmt_int(m.rps)} req/s (p50 {fmt_ms(m.p50_ms)})"
 
 
+def _cpu_cell(m: Sample) -> str:
+    """CPU per request: the server process, plus each process it started (space-cloud: nats-server)."""
+    parts = [f"{m.extra.get('cpu_us_per_req:server', m.extra.get('cpu_us_per_req', 0.0)):,.0f}"]
+    parts += [f"{v:,.0f} ({k.split(':', 1)[1]})" for k, v in sorted(m.extra.items())
+              if k.startswith("cpu_us_per_req:") and k != "cpu_us_per_req:server"]
+    return " + ".join(parts) + " µs"
+
+
 def _live_cell(m: Sample | None) -> str:
     return "-" if m is None else f"p50 {fmt_ms(m.p50_ms)}, p99 {fmt_ms(m.p99_ms)}"
 
@@ -404,7 +453,7 @@ def report(ctx: Context, series: Series, prof: dict[str, Any], sc: System, pb: S
         if s and p:
             detail.append([op, fmt_int(s.rps), fmt_int(p.rps), fmt_ratio(r), f"{fmt_ms(s.p50_ms)} / {fmt_ms(p.p50_ms)}",
                            f"{fmt_ms(s.p99_ms)} / {fmt_ms(p.p99_ms)}",
-                           f"{s.extra.get('cpu_us_per_req', 0):,.0f} µs / {p.extra.get('cpu_us_per_req', 0):,.0f} µs",
+                           f"{_cpu_cell(s)} / {_cpu_cell(p)}",
                            f"{s.extra.get('cpu_cores', 0):.2f} / {p.extra.get('cpu_cores', 0):.2f}",
                            f"{s.errors} / {p.errors}"])
     live_rows = []
@@ -435,8 +484,9 @@ def report(ctx: Context, series: Series, prof: dict[str, Any], sc: System, pb: S
         "",
         *md_table(["operation", "space-cloud", "PocketBase", "ratio", "goal"], rows),
         "",
-        "Detail (server CPU: ours is the space-cloud process with its nats-server, PocketBase its one process; "
-        "cores = CPU seconds per second of the run, out of 2):",
+        "Detail (server CPU per request: ours is the space-cloud process (gateway + db worker) plus the "
+        "nats-server it started, PocketBase its one process; server cores = CPU seconds per second of the run, "
+        "out of 2):",
         "",
         *md_table(["operation", "space-cloud req/s", "PocketBase req/s", "ratio", "p50 sc / pb", "p99 sc / pb",
                    "server CPU / req sc / pb", "server cores sc / pb", "errors sc / pb"], detail),
