@@ -75,7 +75,7 @@ function setMode(next) {
 
 const SIGNIN_ERRORS = {
   400: 'Please enter a valid email address and a password.',
-  401: 'Wrong email or password. Please try again.',
+  401: 'Wrong email or password. Please try again, or create an account.',
   404: 'There is no account with this email. Create one?',
   409: 'An account with this email already exists. Sign in instead.',
   429: 'Too many attempts. Please wait a little and try again.',
