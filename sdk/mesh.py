@@ -139,6 +139,16 @@ class DevServer:
                 await task
 
 
+def run_arguments() -> argparse.ArgumentParser:
+    """The command-line arguments `Mesh.run()` reads (others are left to the service)."""
+    parser = argparse.ArgumentParser(prog=os.path.basename(sys.argv[0]), add_help=False)
+    parser.add_argument("--nats")
+    parser.add_argument("--project")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default="text")
+    parser.add_argument("--health-file")
+    return parser
+
+
 class Mesh:
     """A service in the function mesh. Registration (`@mesh.function`) is separate from running."""
 
@@ -286,28 +296,46 @@ class Mesh:
         return unpack(data)
 
     def run(self, argv: Sequence[str] | None = None) -> None:
-        """Run until SIGINT/SIGTERM, then drain. Reads `--nats URL`, `--project ID` and `--log-format
-        text|json` (log lines carry the id of the request they are about) from argv."""
-        parser = argparse.ArgumentParser(prog=os.path.basename(sys.argv[0]), add_help=False)
-        parser.add_argument("--nats")
-        parser.add_argument("--project")
-        parser.add_argument("--log-format", choices=logs.FORMATS, default="text")
-        ns, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+        """Run until SIGINT/SIGTERM, then drain. Reads `--nats URL`, `--project ID`, `--log-format
+        text|json` (log lines carry the id of the request they are about) and `--health-file PATH`
+        (touched every few seconds while connected to NATS: a container health check reads its age)
+        from argv."""
+        ns, _ = run_arguments().parse_known_args(sys.argv[1:] if argv is None else argv)
         self._nats_url = ns.nats or self._nats_url
         self._project = ns.project or self._project
         if not logging.getLogger().handlers:
             logs.configure("info", ns.log_format)
-        run_main(self._serve())
+        run_main(self._serve(ns.health_file))
 
-    async def _serve(self) -> None:
+    HEALTH_EVERY = 5.0
+    """Seconds between touches of the health file."""
+
+    async def _serve(self, health_file: str | None = None) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        beat = loop.create_task(self._beat(health_file)) if health_file else None
         try:
             await stop.wait()
         finally:
+            if beat is not None:
+                beat.cancel()
+                with contextlib.suppress(BaseException):
+                    await beat
+                with contextlib.suppress(OSError):
+                    os.unlink(health_file or "")
             log.info("draining %s", self.service)
             await self.stop()
+
+    async def _beat(self, path: str | None) -> None:
+        while path:
+            nc = self._nc
+            if nc is not None and nc.is_connected:
+                with contextlib.suppress(OSError):
+                    with open(path, "a"):  # noqa: ASYNC230 (a tiny local file)
+                        pass
+                    os.utime(path)
+            await asyncio.sleep(self.HEALTH_EVERY)
 

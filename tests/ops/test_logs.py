@@ -92,16 +92,20 @@ async def test_the_request_id_goes_to_the_service_and_the_worker_and_back(
     assert connect and connect[0]["request_id"] == "db-req-1", "the worker's line about the request names it"
 
 
+def run_cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path), "SPACE_CLOUD_HOME": str(tmp_path / ".sc")}
+    return subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
 async def test_log_format_json_from_the_cli(tmp_path: Path) -> None:
     port = free_port()
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(project_config("logs", crud={
         "pg": {"type": "postgres", "conn": dead, "collections": ALLOW}})))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path), "SPACE_CLOUD_HOME": str(tmp_path / ".sc")}
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(config), "--port",
-                             str(port), "--no-grpc", "--log-format", "json", "--db-connect-timeout", "1"],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = run_cli(tmp_path, "run", "--config", str(config), "--port", str(port), "--no-grpc", "--log-format", "json",
+                   "--db-connect-timeout", "1")
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             for _ in range(300):

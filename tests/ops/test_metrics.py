@@ -116,6 +116,10 @@ async def test_gateway_and_worker_metrics(stack: Stack) -> None:
     assert health["serving"] is True
 
 
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 @contextlib.asynccontextmanager
 async def prometheus(tmp_path: Path, targets: list[str]) -> AsyncIterator[str]:
     binary = shutil.which("prometheus")
@@ -130,11 +134,8 @@ async def prometheus(tmp_path: Path, targets: list[str]) -> AsyncIterator[str]:
         "    scrape_interval: 1s\n"
         f"    static_configs: [{{targets: [{', '.join(repr(t) for t in targets)}]}}]\n"
     )
-    proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    proc = _spawn([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                   f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"])
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
