@@ -1,150 +1,51 @@
 // Mission Control: the admin UI of this Space Cloud-compatible server. No dependencies, no build step.
 //
-// It talks to the config API (gateway/admin.py): POST /v1/api/config/login, GET/POST /v1/api/config/projects,
-// DELETE /v1/api/config/{project}, GET /v1/api/config/env, and to discovery: GET /v1/api/{project}/services.
-// The admin token lives in sessionStorage (this tab only) and nothing here is ever logged.
-// Everything is rendered with textContent, never innerHTML.
+// This module is the shell: login (POST /v1/api/config/login), the session (the admin token lives in
+// sessionStorage, this tab only, and the page logs out when it expires), the project list
+// (GET /v1/api/config/projects), the tabs and the URL (#/<project>/<tab>: never a secret), deleting a project
+// (DELETE /v1/api/config/{project}). Each tab is a view module with init/open/close/reset. Everything is
+// rendered with textContent, never innerHTML, and nothing is ever logged to the console.
 
-const TOKEN_KEY = 'missionControl.token';
-const USER_KEY = 'missionControl.user';
-const SERVICES_EVERY_MS = 5000;
-const TABS = ['overview', 'editor', 'services'];
-const MASK = '••••••••';
+import {
+  ApiError, SessionExpired, USER_KEY, api, dropSession, onSessionExpired, sessionEnds, setSession, token,
+} from './api.js';
+import { $, isObject, setText, show } from './dom.js';
+import databases from './databases.js';
+import data from './data.js';
+import editor from './editor.js';
+import live from './live.js';
+import overview from './overview.js';
+import playground from './playground.js';
+import rules from './rules.js';
+import services from './services.js';
+import users from './users.js';
 
-const $ = (id) => document.getElementById(id);
+const VIEWS = [overview, databases, data, users, rules, playground, services, live, editor];
+const TABS = VIEWS.map((v) => v.tab);
 
 const state = {
   dev: false,
   projects: [],
   current: null, // project id
   tab: 'overview',
-  loaded: '', // the editor text as last loaded, to know whether it was edited
-  servicesTimer: 0,
-  servicesSeq: 0,
+  expiry: 0,
 };
 
-// ---------------------------------------------------------------- HTTP
+const view = (tab) => VIEWS.find((v) => v.tab === tab);
 
-class ApiError extends Error {
-  constructor(message, status) {
-    super(message);
-    this.status = status;
-  }
-}
+// ---------------------------------------------------------------- the context views get
 
-class SessionExpired extends Error {}
+const ctx = {
+  get dev() { return state.dev; },
+  project: () => state.projects.find((p) => p.id === state.current) || null,
+  projects: () => state.projects,
+  projectId: () => state.current,
+  reload: (select) => loadProjects(select),
+  go: (tab, opts) => selectTab(tab, opts),
+  confirm: confirmAction,
+};
 
-async function api(path, { method = 'GET', body } = {}) {
-  const headers = {};
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (token && path !== '/v1/api/config/login') headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let res;
-  try {
-    res = await fetch(path, {
-      method, headers, cache: 'no-store', credentials: 'omit',
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError('The server cannot be reached. Is it running?', 0);
-  }
-  const text = await res.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : {}; } catch { data = null; }
-  if (res.status === 401 && path !== '/v1/api/config/login') {
-    sessionExpired();
-    throw new SessionExpired();
-  }
-  if (!res.ok) {
-    const message = data && typeof data.error === 'string' ? data.error : `HTTP ${res.status} ${res.statusText}`;
-    throw new ApiError(message, res.status);
-  }
-  return data ?? {};
-}
-
-// ---------------------------------------------------------------- DOM helpers
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'class') el.className = value;
-    else if (key === 'text') el.textContent = value;
-    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
-    else el.setAttribute(key, value === true ? '' : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
-
-function show(el, visible) { el.hidden = !visible; }
-
-function setText(el, text) {
-  el.textContent = text || '';
-  el.hidden = !text;
-}
-
-// ---------------------------------------------------------------- config helpers
-
-const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
-
-/** `projects` may be a list (v0.10+) or a map keyed by id (v0.9). */
-function normaliseProjects(projects) {
-  if (Array.isArray(projects)) return projects.filter(isObject);
-  if (isObject(projects)) return Object.entries(projects).filter(([, p]) => isObject(p)).map(([id, p]) => ({ id, ...p }));
-  return [];
-}
-
-/** A secret or a connection string for display: `$VAR` (read from the environment) is shown, anything else masked. */
-function masked(value) {
-  if (typeof value === 'string' && /^\$[A-Za-z_][A-Za-z0-9_]*$/.test(value)) return `${value} (from env)`;
-  if (value === undefined || value === null || value === '') return '—';
-  return MASK;
-}
-
-const SENSITIVE = new Set(['secret', 'conn', 'pass', 'password']);
-
-/** A deep copy with every sensitive key masked (for tooltips of rules and the like). */
-function maskDeep(value) {
-  if (Array.isArray(value)) return value.map(maskDeep);
-  if (!isObject(value)) return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SENSITIVE.has(k) ? masked(v) : maskDeep(v)]));
-}
-
-function ruleBadge(rule) {
-  if (!isObject(rule)) return h('span', { class: 'rule rule-none', text: 'no rule' });
-  const kind = typeof rule.rule === 'string' ? rule.rule : '?';
-  const known = ['allow', 'deny', 'authenticated', 'match', 'and', 'or', 'query', 'func', 'webhook', 'force', 'remove'];
-  const cls = known.includes(kind) ? `rule rule-${kind}` : 'rule';
-  let label = kind;
-  if ((kind === 'and' || kind === 'or') && Array.isArray(rule.clauses)) label = `${kind} (${rule.clauses.length})`;
-  return h('span', { class: cls, title: JSON.stringify(maskDeep(rule)), text: label });
-}
-
-function functionRules(functions) {
-  const rows = [];
-  if (!isObject(functions)) return rows;
-  if (isObject(functions.services)) { // v0.11/12 shape
-    for (const [svc, spec] of Object.entries(functions.services)) {
-      if (!isObject(spec)) continue;
-      if (spec.register) rows.push({ service: svc, fn: '(register)', rule: spec.register });
-      for (const [fn, fspec] of Object.entries(isObject(spec.functions) ? spec.functions : {})) {
-        rows.push({ service: svc, fn, rule: isObject(fspec) ? fspec.rule : undefined });
-      }
-    }
-  }
-  if (isObject(functions.rules)) { // v0.9/10 shape
-    for (const [svc, fns] of Object.entries(functions.rules)) {
-      for (const [fn, rule] of Object.entries(isObject(fns) ? fns : {})) rows.push({ service: svc, fn, rule });
-    }
-  }
-  return rows;
-}
-
-// ---------------------------------------------------------------- views
+// ---------------------------------------------------------------- views and session
 
 function showView(name) {
   show($('loading'), false);
@@ -153,10 +54,18 @@ function showView(name) {
   show($('session'), name === 'app');
   $('who').textContent = state.dev ? 'dev mode' : (sessionStorage.getItem(USER_KEY) || 'admin');
   show($('logout'), !state.dev);
+  const ends = state.dev ? null : sessionEnds();
+  $('session-ends').textContent = ends ? `· session ends ${new Date(ends).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}` : '';
+}
+
+function closeAll() {
+  view(state.tab)?.close();
 }
 
 function showLogin(notice = '') {
-  stopServices();
+  closeAll();
+  clearTimeout(state.expiry);
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
   setText($('login-notice'), notice);
   setText($('login-error'), '');
   $('pass').value = '';
@@ -165,8 +74,21 @@ function showLogin(notice = '') {
 }
 
 function sessionExpired() {
-  sessionStorage.removeItem(TOKEN_KEY);
+  dropSession();
   showLogin('Your admin session has expired or is no longer valid. Log in again.');
+}
+
+/** The page logs out by itself when the admin token expires (the server refuses it from then on). */
+function watchExpiry() {
+  clearTimeout(state.expiry);
+  const ends = sessionEnds();
+  if (!ends || state.dev) return;
+  const left = ends - Date.now();
+  if (left <= 0) {
+    sessionExpired();
+    return;
+  }
+  state.expiry = setTimeout(sessionExpired, Math.min(left, 2 ** 31 - 1));
 }
 
 async function login(event) {
@@ -182,10 +104,10 @@ async function login(event) {
   const button = $('login-submit');
   button.disabled = true;
   try {
-    const { token } = await api('/v1/api/config/login', { method: 'POST', body: { user, pass } });
-    sessionStorage.setItem(TOKEN_KEY, token);
-    sessionStorage.setItem(USER_KEY, user);
+    const { token: t } = await api('/v1/api/config/login', { method: 'POST', body: { user, pass } });
+    setSession(t, user);
     $('pass').value = '';
+    watchExpiry();
     await loadProjects();
   } catch (err) {
     if (err instanceof ApiError && err.status === 401 && /invalid credentials/i.test(err.message)) {
@@ -200,19 +122,26 @@ async function login(event) {
 }
 
 function logout() {
-  sessionStorage.removeItem(TOKEN_KEY);
+  dropSession();
   state.projects = [];
   state.current = null;
+  for (const v of VIEWS) v.reset();
   showLogin('Logged out.');
 }
 
 // ---------------------------------------------------------------- projects
 
+function normaliseProjects(projects) {
+  if (Array.isArray(projects)) return projects.filter(isObject);
+  if (isObject(projects)) return Object.entries(projects).filter(([, p]) => isObject(p)).map(([id, p]) => ({ id, ...p }));
+  return [];
+}
+
 async function loadProjects(select) {
   setText($('app-error'), '');
-  let data;
+  let reply;
   try {
-    data = await api('/v1/api/config/projects');
+    reply = await api('/v1/api/config/projects');
   } catch (err) {
     if (err instanceof SessionExpired) return;
     showView('app');
@@ -220,7 +149,7 @@ async function loadProjects(select) {
     return;
   }
   // sorted by name: the server appends an edited project at the end of its list
-  state.projects = normaliseProjects(data.projects)
+  state.projects = normaliseProjects(reply.projects)
     .sort((a, b) => String(a.name || a.id).localeCompare(String(b.name || b.id)) || String(a.id).localeCompare(String(b.id)));
   showView('app');
   renderProjectList();
@@ -234,14 +163,22 @@ function renderProjectList() {
   const list = $('project-list');
   list.replaceChildren(...state.projects.map((p) => {
     const dbs = Object.keys(isObject(p.modules?.crud) ? p.modules.crud : {}).length;
-    return h('li', {},
-      h('button', {
-        type: 'button', class: 'project-item', 'data-project': p.id,
-        'aria-current': p.id === state.current ? 'page' : null,
-        onclick: () => selectProject(p.id, state.tab),
-      },
-      h('span', { class: 'project-name', text: p.name || p.id }),
-      h('span', { class: 'project-meta mono', text: `${p.id} · ${dbs} db${dbs === 1 ? '' : 's'}` })));
+    const item = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'project-item';
+    button.dataset.project = p.id;
+    if (p.id === state.current) button.setAttribute('aria-current', 'page');
+    button.addEventListener('click', () => selectProject(p.id, state.tab));
+    const name = document.createElement('span');
+    name.className = 'project-name';
+    name.textContent = p.name || p.id;
+    const meta = document.createElement('span');
+    meta.className = 'project-meta mono';
+    meta.textContent = `${p.id} · ${dbs} db${dbs === 1 ? '' : 's'}`;
+    button.append(name, meta);
+    item.append(button);
+    return item;
   }));
   $('project-count').textContent = String(state.projects.length);
   show($('projects-empty'), state.projects.length === 0);
@@ -252,46 +189,34 @@ function parseHash() {
   return { project: project || '', tab: TABS.includes(tab) ? tab : '' };
 }
 
-function editorDirty() {
-  return !$('project-view').hidden && $('editor').value !== state.loaded;
-}
-
 function selectProject(id, tab = 'overview', { force = false } = {}) {
-  if (!force && id !== state.current && editorDirty() && !window.confirm('Discard the unsaved changes in the editor?')) {
+  if (!force && id !== state.current && editor.dirty() && !window.confirm('Discard the unsaved changes in the editor?')) {
     return;
   }
   const changed = id !== state.current || force;
+  if (changed) closeAll();
   state.current = id || null;
   for (const el of document.querySelectorAll('.project-item')) {
     if (el.dataset.project === state.current) el.setAttribute('aria-current', 'page');
     else el.removeAttribute('aria-current');
   }
-  const project = currentProject();
+  const project = ctx.project();
   show($('no-project'), !project);
   show($('project-view'), Boolean(project));
-  if (!project) {
-    stopServices();
-    return;
-  }
+  if (!project) return;
   if (changed) {
     $('project-title').textContent = project.name || project.id;
     $('project-id').textContent = project.id;
-    renderOverview(project);
-    loadEditor(project);
-    $('services-body').replaceChildren();
-    show($('services-table'), false);
-    show($('services-empty'), false);
-    $('services-updated').textContent = '';
+    for (const v of VIEWS) v.reset(project, { force });
   }
-  selectTab(tab);
+  selectTab(tab, {}, { reopen: changed });
 }
 
-function currentProject() {
-  return state.projects.find((p) => p.id === state.current) || null;
-}
-
-function selectTab(tab) {
-  state.tab = TABS.includes(tab) ? tab : 'overview';
+function selectTab(tab, opts = {}, { reopen = false } = {}) {
+  const next = TABS.includes(tab) ? tab : 'overview';
+  if (next !== state.tab || reopen) view(state.tab)?.close();
+  const opening = next !== state.tab || reopen || Object.keys(opts).length > 0;
+  state.tab = next;
   for (const name of TABS) {
     const selected = name === state.tab;
     $(`tab-${name}`).setAttribute('aria-selected', String(selected));
@@ -300,217 +225,65 @@ function selectTab(tab) {
   }
   const hash = `#/${encodeURIComponent(state.current || '')}/${state.tab}`;
   if (location.hash !== hash) history.replaceState(null, '', hash);
-  if (state.tab === 'services') startServices();
-  else stopServices();
+  const project = ctx.project();
+  if (project && opening) view(state.tab).open(project, opts);
 }
 
-// ---------------------------------------------------------------- overview
-
-function section(title, subtitle, ...body) {
-  return h('div', { class: 'card' },
-    h('div', { class: 'card-head' }, h('div', {}, h('h2', { text: title }), subtitle && h('p', { class: 'muted small', text: subtitle }))),
-    ...body);
+/** Arrow keys, Home and End move between tabs (the tab list is one tab stop). */
+function tabKeys(event) {
+  const keys = { ArrowRight: 1, ArrowLeft: -1, Home: -Infinity, End: Infinity };
+  if (!(event.key in keys)) return;
+  event.preventDefault();
+  const i = TABS.indexOf(state.tab);
+  const step = keys[event.key];
+  const j = Number.isFinite(step) ? (i + step + TABS.length) % TABS.length : (step < 0 ? 0 : TABS.length - 1);
+  selectTab(TABS[j]);
+  $(`tab-${TABS[j]}`).focus();
 }
 
-function table(headers, rows, empty) {
-  if (rows.length === 0) return h('p', { class: 'muted', text: empty });
-  return h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { text: x })))),
-    h('tbody', {}, rows.map(({ key, cells }) => h('tr', { 'data-key': key }, cells.map((c) => h('td', {}, c)))))));
-}
+// ---------------------------------------------------------------- dialogs
 
-function renderOverview(project) {
-  const modules = isObject(project.modules) ? project.modules : {};
-  const crud = isObject(modules.crud) ? modules.crud : {};
-  const functions = isObject(modules.functions) ? modules.functions : {};
-  const auth = isObject(modules.auth) ? modules.auth : {};
-
-  const facts = h('dl', { class: 'facts' },
-    h('div', {}, h('dt', { text: 'Id' }), h('dd', { class: 'mono', text: project.id })),
-    h('div', {}, h('dt', { text: 'Name' }), h('dd', { text: project.name || project.id })),
-    h('div', {}, h('dt', { text: 'Secret' }), h('dd', { class: 'mono secret', text: masked(project.secret) })),
-    h('div', {}, h('dt', { text: 'Sign-in' }), h('dd', {
-      text: Object.entries(auth).filter(([, v]) => isObject(v) && v.enabled !== false).map(([k]) => k).join(', ') || 'off',
-    })));
-
-  const dbRows = Object.entries(crud).map(([alias, db]) => {
-    const spec = isObject(db) ? db : {};
-    const enabled = spec.enabled !== false;
-    const cols = Object.keys(isObject(spec.collections) ? spec.collections : {}).length;
-    return { key: `db:${alias}`, cells: [
-      h('span', { class: 'mono strong', text: alias }),
-      h('span', { class: 'tag', text: String(spec.type || alias) }),
-      h('span', { class: 'mono secret', text: masked(spec.conn) }),
-      h('span', { class: enabled ? 'state on' : 'state off', text: enabled ? 'enabled' : 'disabled' }),
-      String(cols),
-    ] };
-  });
-
-  const colRows = [];
-  for (const [alias, db] of Object.entries(crud)) {
-    const cols = isObject(db) && isObject(db.collections) ? db.collections : {};
-    for (const [name, spec] of Object.entries(cols)) {
-      const s = isObject(spec) ? spec : {};
-      const realtime = s.isRealtimeEnabled !== false; // the server's default: on
-      const rules = isObject(s.rules) ? s.rules : {};
-      colRows.push({ key: `collection:${alias}.${name}`, cells: [
-        h('span', { class: 'mono strong', text: name }),
-        h('span', { class: 'mono muted', text: alias }),
-        h('span', { class: realtime ? 'state on' : 'state off', text: realtime ? 'realtime on' : 'realtime off' }),
-        h('span', { class: 'rules' }, ['create', 'read', 'update', 'delete'].filter((op) => op in rules)
-          .map((op) => h('span', { class: 'op' }, h('span', { class: 'op-name', text: op }), ruleBadge(rules[op])))),
-      ] });
-    }
-  }
-
-  const fnRows = functionRules(functions).map((r) => ({ key: `function:${r.service}.${r.fn}`, cells: [
-    h('span', { class: 'mono strong', text: r.service }),
-    h('span', { class: 'mono', text: r.fn }),
-    ruleBadge(r.rule),
-  ] }));
-  const fnState = functions.enabled === false ? 'Functions are disabled.' : 'Who may call each function.';
-
-  $('panel-overview').replaceChildren(
-    section('Project', 'Secrets and connection strings are masked here; the config editor shows the raw config.', facts),
-    section('Databases', 'modules.crud: one entry per database alias.',
-      table(['Alias', 'Type', 'Connection', 'State', 'Collections'], dbRows, 'No database configured.')),
-    section('Collections', 'Realtime (live queries) is on unless isRealtimeEnabled is false.',
-      table(['Collection', 'Database', 'Realtime', 'Rules'], colRows, 'No collection configured: every collection falls back to the defaults.')),
-    section('Function rules', fnState,
-      table(['Service', 'Function', 'Rule'], fnRows, 'No function rules.')),
-  );
-}
-
-// ---------------------------------------------------------------- editor
-
-function loadEditor(project) {
-  state.loaded = JSON.stringify(project, null, 2);
-  $('editor').value = state.loaded;
-  setText($('save-ok'), '');
-  setText($('save-error'), '');
-  updateDirty();
-}
-
-function updateDirty() {
-  show($('dirty'), $('editor').value !== state.loaded);
-}
-
-function readEditor() {
-  let value;
-  try {
-    value = JSON.parse($('editor').value);
-  } catch (err) {
-    throw new Error(`Not valid JSON: ${err.message}`);
-  }
-  if (!isObject(value)) throw new Error('The project config must be a JSON object.');
-  if (typeof value.id !== 'string' || !value.id) throw new Error('The project config needs an "id".');
-  return value;
-}
-
-async function save() {
-  setText($('save-ok'), '');
-  setText($('save-error'), '');
-  let project;
-  try {
-    project = readEditor();
-  } catch (err) {
-    setText($('save-error'), err.message);
-    return;
-  }
-  const previous = state.current;
-  const button = $('save');
-  button.disabled = true;
-  try {
-    await api('/v1/api/config/projects', { method: 'POST', body: project });
-  } catch (err) {
-    if (!(err instanceof SessionExpired)) setText($('save-error'), err.message); // the server's reason, verbatim
-    button.disabled = false;
-    return;
-  }
-  button.disabled = false;
-  state.loaded = $('editor').value; // not dirty any more, even before the reload below
-  await loadProjects(project.id);
-  const renamed = project.id !== previous && state.projects.some((p) => p.id === previous);
-  setText($('save-ok'), renamed
-    ? `Saved and applied as project "${project.id}" (the id changed, so "${previous}" is still there).`
-    : 'Saved and applied');
-}
-
-function formatEditor() {
-  try {
-    $('editor').value = JSON.stringify(readEditor(), null, 2);
-    setText($('save-error'), '');
-  } catch (err) {
-    setText($('save-error'), err.message);
-  }
-  updateDirty();
-}
-
-function revertEditor() {
-  const project = currentProject();
-  if (project) loadEditor(project);
-}
-
-// ---------------------------------------------------------------- services
-
-function stopServices() {
-  clearTimeout(state.servicesTimer);
-  state.servicesTimer = 0;
-  state.servicesSeq += 1; // a reply still on its way is dropped
-}
-
-function startServices() {
-  stopServices();
-  refreshServices();
-}
-
-async function refreshServices() {
-  clearTimeout(state.servicesTimer);
-  const seq = ++state.servicesSeq;
-  const project = state.current;
-  if (!project) return;
-  const button = $('services-refresh');
-  button.disabled = true;
-  button.textContent = 'Refreshing…';
-  try {
-    const data = await api(`/v1/api/${encodeURIComponent(project)}/services`);
-    if (seq !== state.servicesSeq) return;
-    renderServices(Array.isArray(data.services) ? data.services : []);
-    setText($('services-error'), '');
-    $('services-updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
-  } catch (err) {
-    if (err instanceof SessionExpired || seq !== state.servicesSeq) return;
-    setText($('services-error'), `Cannot list the services: ${err.message}`);
-  } finally {
-    if (seq === state.servicesSeq) {
-      button.disabled = false;
-      button.textContent = 'Refresh';
-      if (state.tab === 'services' && !$('app-view').hidden) {
-        state.servicesTimer = setTimeout(refreshServices, SERVICES_EVERY_MS);
+/** Ask, then run `action`; a refusal of the server is shown in the dialog, which stays open. True when done. */
+function confirmAction({ title, message, ok = 'Delete', action }) {
+  const dialog = $('confirm');
+  $('confirm-heading').textContent = title;
+  $('confirm-message').textContent = message;
+  $('confirm-yes').textContent = ok;
+  setText($('confirm-error'), '');
+  return new Promise((resolve) => {
+    const yes = $('confirm-yes');
+    const no = $('confirm-no');
+    const finish = (value) => {
+      yes.removeEventListener('click', onYes);
+      no.removeEventListener('click', onNo);
+      dialog.removeEventListener('close', onClose);
+      if (dialog.open) dialog.close();
+      resolve(value);
+    };
+    const onYes = async () => {
+      yes.disabled = true;
+      try {
+        await action();
+        finish(true);
+      } catch (err) {
+        if (err instanceof SessionExpired) finish(false);
+        else setText($('confirm-error'), err.message || String(err));
+      } finally {
+        yes.disabled = false;
       }
-    }
-  }
+    };
+    const onNo = () => finish(false);
+    const onClose = () => finish(false);
+    yes.addEventListener('click', onYes);
+    no.addEventListener('click', onNo);
+    dialog.addEventListener('close', onClose);
+    dialog.showModal();
+    no.focus();
+  });
 }
-
-function renderServices(services) {
-  $('services-body').replaceChildren(...services.map((s) => {
-    const instances = Array.isArray(s.instances) ? s.instances : [];
-    const kinds = [...new Set(instances.map((i) => i.kind).filter(Boolean))].join(', ');
-    const requests = instances.reduce((sum, i) => sum + (Number(i.requests) || 0), 0);
-    return h('tr', { 'data-service': s.name },
-      h('td', {}, h('span', { class: 'mono strong', text: s.name }),
-        h('div', { class: 'muted small', text: [kinds, `${requests} request${requests === 1 ? '' : 's'}`].filter(Boolean).join(' · ') })),
-      h('td', {}, h('span', { class: 'chips' }, (Array.isArray(s.functions) ? s.functions : []).map((f) => h('span', { class: 'chip mono', text: f })))),
-      h('td', { class: 'num' }, h('span', { class: instances.length ? 'count live' : 'count', text: String(instances.length) })));
-  }));
-  show($('services-table'), services.length > 0);
-  show($('services-empty'), services.length === 0);
-}
-
-// ---------------------------------------------------------------- delete
 
 function askDelete() {
-  const project = currentProject();
+  const project = ctx.project();
   if (!project) return;
   $('confirm-project').textContent = project.id;
   setText($('delete-error'), '');
@@ -532,8 +305,9 @@ async function confirmDelete() {
     button.disabled = false;
   }
   $('confirm-delete').close();
+  closeAll();
   state.current = null;
-  state.loaded = $('editor').value;
+  editor.forget();
   history.replaceState(null, '', '#');
   await loadProjects();
 }
@@ -541,20 +315,11 @@ async function confirmDelete() {
 // ---------------------------------------------------------------- start
 
 function wire() {
+  onSessionExpired(sessionExpired);
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
   for (const name of TABS) $(`tab-${name}`).addEventListener('click', () => selectTab(name));
-  $('editor').addEventListener('input', updateDirty);
-  $('editor').addEventListener('keydown', (e) => {
-    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 's') {
-      e.preventDefault();
-      save();
-    }
-  });
-  $('save').addEventListener('click', save);
-  $('format').addEventListener('click', formatEditor);
-  $('revert').addEventListener('click', revertEditor);
-  $('services-refresh').addEventListener('click', () => refreshServices());
+  $('tabs').addEventListener('keydown', tabKeys);
   $('delete-project').addEventListener('click', askDelete);
   $('confirm-cancel').addEventListener('click', () => $('confirm-delete').close());
   $('confirm-ok').addEventListener('click', confirmDelete);
@@ -564,8 +329,9 @@ function wire() {
     else if (tab && tab !== state.tab) selectTab(tab);
   });
   window.addEventListener('beforeunload', (e) => {
-    if (editorDirty()) e.preventDefault();
+    if (editor.dirty()) e.preventDefault();
   });
+  for (const v of VIEWS) v.init(ctx);
 }
 
 async function start() {
@@ -578,7 +344,8 @@ async function start() {
   }
   show($('dev-banner'), state.dev);
   document.body.classList.toggle('dev', state.dev);
-  if (state.dev || sessionStorage.getItem(TOKEN_KEY)) {
+  if (state.dev || token()) {
+    watchExpiry();
     await loadProjects();
   } else {
     showLogin();
