@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -52,10 +53,20 @@ def is_current(out: Path = OUT, proto: Path = PROTO) -> bool:
     return found is not None and found.group(1) == fingerprint(proto) and all((out / n).exists() for n in names)
 
 
+def _mypy_plugins() -> tuple[str, str] | None:
+    """mypy-protobuf's protoc plugins, if this interpreter has mypy-protobuf (its scripts sit beside it)."""
+    if importlib.util.find_spec("mypy_protobuf") is None:
+        return None
+    here = str(Path(sys.executable).parent)
+    mypy, mypy_grpc = shutil.which("protoc-gen-mypy", path=here), shutil.which("protoc-gen-mypy_grpc", path=here)
+    return (mypy, mypy_grpc) if mypy and mypy_grpc else None
+
+
 def _protoc_args(root: Path, source: Path) -> list[str]:
     args = ["grpc_tools.protoc", f"-I{root}", f"--python_out={root}", f"--grpc_python_out={root}"]
-    mypy, mypy_grpc = shutil.which("protoc-gen-mypy"), shutil.which("protoc-gen-mypy_grpc")
-    if mypy and mypy_grpc:
+    plugins = _mypy_plugins()
+    if plugins:
+        mypy, mypy_grpc = plugins
         args += [f"--plugin=protoc-gen-mypy={mypy}", f"--plugin=protoc-gen-mypy_grpc={mypy_grpc}",
                  f"--mypy_out={root}", f"--mypy_grpc_out={root}"]
     else:
