@@ -37,6 +37,8 @@ log = logging.getLogger("space_cloud.admin")
 LIST_LIMIT = 200
 REFRESH_EVERY = 60.0
 """Seconds between full reads of who is disabled (change events keep it current in between)."""
+RETRY_AFTER = 2.0
+"""Seconds before trying again when a database did not answer (at start, the workers may not be up yet)."""
 READ_TIMEOUT = 10.0
 USER_CHANGES = "sc.*.changes.*." + USERS
 """Change events of every project's `users`, on every alias."""
@@ -220,11 +222,12 @@ class DisabledUsers:
 
     async def _loop(self) -> None:
         while True:
+            complete = False
             with contextlib.suppress(Exception):
-                await self.refresh()
+                complete = await self.refresh()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(REFRESH_EVERY):
+                async with asyncio.timeout(REFRESH_EVERY if complete else RETRY_AFTER):
                     await self._wake.wait()
 
     async def _disabled_in(self, project: ProjectConfig, db: DbConfig) -> set[tuple[str, str]] | None:
@@ -236,8 +239,8 @@ class DisabledUsers:
             return None  # that database is away: what is known of it stays as it is
         return {(project.id, str(u.get(db.id_field))) for u in found if isinstance(u, dict)}
 
-    async def refresh(self) -> None:
-        """One full read; what an unreachable database said last time is kept."""
+    async def refresh(self) -> bool:
+        """One full read; what an unreachable database said last time is kept. False when one did not answer."""
         self._seen = {}
         places = [(p, db) for p in self.core.config.projects.values() if p.auth.email_enabled
                   for db in p.crud.values()]
@@ -254,3 +257,4 @@ class DisabledUsers:
                 fresh.discard(key)
         self.security.disabled.clear()
         self.security.disabled.update(fresh)
+        return not unreachable

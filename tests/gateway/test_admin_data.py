@@ -57,6 +57,12 @@ async def test_every_admin_endpoint_needs_an_admin_token(st: AdminStack) -> None
     assert r.status_code == 401
     r = await st.http.get("/v1/api/config/projects/nope/databases", headers=st.admin)
     assert r.status_code == 404
+    # another web page cannot use an admin's token on them (only the server's own origin and admin.allowedOrigins)
+    r = await st.http.post(st.url("data/sqlite/notes/create"), json={"doc": {"id": "x"}},
+                           headers={**st.admin, "Origin": "https://evil.example.com"})
+    assert r.status_code == 403 and "cross-origin" in r.json()["error"]
+    r = await st.http.post(st.url("data/sqlite/notes/read"), headers=st.admin, json={})
+    assert r.json()["result"] == []
 
 
 async def test_databases_list_status_and_counts(st: AdminStack) -> None:
