@@ -66,6 +66,7 @@ class LiveStream:
         self.responses: list[pb.RealTimeResponse] = []
         self._pending: dict[str, asyncio.Future[pb.RealTimeResponse]] = {}
         self.ended: asyncio.Future[grpc.StatusCode] = asyncio.get_running_loop().create_future()
+        self.end_details = ""
         self._reader = asyncio.create_task(self._read())
 
     async def _requests(self) -> AsyncIterator[pb.RealTimeRequest]:
@@ -85,7 +86,7 @@ class LiveStream:
                 for f in r.feedData:
                     self._apply(f)
         except grpc.aio.AioRpcError as exc:
-            code = exc.code()
+            code, self.end_details = exc.code(), exc.details() or ""
         finally:
             if not self.ended.done():
                 self.ended.set_result(code)

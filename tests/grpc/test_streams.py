@@ -244,6 +244,18 @@ async def test_a_slow_stream_is_ended_and_slows_no_one(tmp_path: Path, nats_url:
             await fast.close()
 
 
+async def test_a_live_query_ends_when_its_token_expires(env: Env) -> None:
+    short = tokens.issue({"id": "alice", "role": "user"}, secret=SECRET, project=env.st.project, ttl=1)
+    lq = env.live(short)
+    try:
+        assert (await lq.subscribe("mine", env.todos, {"userId": "alice"})).ack
+        assert await asyncio.wait_for(lq.ended, 5) == grpc.StatusCode.UNAUTHENTICATED
+        assert "token expired" in lq.end_details
+        await wait_for(lambda: not env.st.gw.gw.live.by_client)
+    finally:
+        await lq.close()
+
+
 def test_a_peer_closed_by_the_manager_ends_with_a_status() -> None:
     async def run() -> None:
         peer = RealtimePeer(max_queue=4)
