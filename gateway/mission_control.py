@@ -5,9 +5,10 @@
   The page references its assets by absolute path, so both URLs work without a redirect.
 - Files are found with `gateway.files.safe_file` (no `..`, no hidden files, no symlink escapes,
   no NUL or backslash) and sent with the same content types and `cache-control: no-cache`.
-- The page itself is public: it holds no data. Everything it shows comes from the config API
-  (`/v1/api/config/...`), which needs an admin token unless the server runs with `--dev`
-  (gateway/admin.py), and from service discovery (`/v1/api/<project>/services`).
+- The page itself is public: it holds no data. Everything it shows comes from the admin API
+  (`/v1/api/config/...`: gateway/admin.py and, for its views, gateway/admin_data.py, admin_users.py,
+  admin_rules.py), which needs an admin token unless the server runs with `--dev`, from service
+  discovery (`/v1/api/<project>/services`), `/metrics` and `/v1/api/health`.
 - Its entry in the route table (`/mission-control/{rest:path}`) has a longer prefix than a project's
   static catch-all, so a project's static route with a `/` prefix can never shadow (or spoof) the admin UI.
 - Responses carry a strict Content-Security-Policy (same-origin scripts, styles and requests only,

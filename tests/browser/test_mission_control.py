@@ -230,6 +230,7 @@ async def test_admin_logs_in_edits_and_watches_services(browser: Browser, stack:
         await expect(p.locator("#dev-banner")).to_be_hidden()
         await expect(p.locator("#app-view")).to_be_hidden()
         await admin.shot("login")
+        await admin.view_shot("login")
 
         # A wrong password: a clear error, still on the login screen, nothing stored.
         await admin.log_in(ADMIN_USER, "not-the-password")
