@@ -22,8 +22,10 @@ from typing import Any
 
 import yaml
 
+from adapters.names import collection_key
 from adapters.registry import sqlite_path
 from gateway.rules import crud_rule, function_rule, validate_rule
+from mesh.changelog import LogSettings
 from mesh.subjects import NAME_RE
 from worker.spec import DatabaseSpec
 
@@ -74,8 +76,21 @@ class DbConfig:
     database: str | None = None
 
     def __post_init__(self) -> None:
+        # Collections are keyed as the database compares names (`RT_TODOS` is `todos` on SQLite), so a
+        # name the database takes for a configured collection always finds that collection's rules.
+        self._by_key: dict[str, CollectionConfig] = {}
+        for name, spec in self.collections.items():
+            key = collection_key(self.type, name)
+            if key in self._by_key:
+                raise ConfigError(f"modules.crud.{self.alias}.collections: {self._by_key[key].name!r} and {name!r} "
+                                  f"are one collection on {self.type} (names are compared without case)")
+            self._by_key[key] = spec
         # The placement lookup reads Space Cloud's shape; the rule dicts are shared with `collections`.
-        self._placement = {"collections": {n: c.raw for n, c in self.collections.items()}}
+        self._placement = {"collections": {k: c.raw for k, c in self._by_key.items()}}
+
+    def collection(self, col: str) -> CollectionConfig | None:
+        """The configured collection `col` names, as the database compares names."""
+        return self._by_key.get(collection_key(self.type, col))
 
     @property
     def id_field(self) -> str:
@@ -84,12 +99,12 @@ class DbConfig:
 
     def rule(self, col: str, op: str) -> dict[str, Any] | None:
         """The rule for `op` on `col` (the collection's, or `default`'s when the collection is not listed)."""
-        return crud_rule(self._placement, col, op)
+        return crud_rule(self._placement, collection_key(self.type, col), op)
 
     def realtime_enabled(self, col: str) -> bool:
         """`isRealtimeEnabled`; on by default, except for `users` (it would push every sign-up)."""
-        spec = self.collections.get(col)
-        return col != USERS if spec is None else spec.realtime
+        spec = self.collection(col)
+        return collection_key(self.type, col) != USERS if spec is None else spec.realtime
 
 
 @dataclass
@@ -203,6 +218,9 @@ class GatewaySettings:
     """Seconds the gateway waits for the db worker."""
     change_retention: float = 3600.0
     """Seconds of change events kept (JetStream) for clients that reconnect and resume."""
+    change_replicas: int = 0
+    """Replicas of the change log stream when a gateway or worker creates it (0: 3 on a cluster of 3 or more,
+    else 1). An existing stream is never changed."""
     ws_queue: int = 1024
     """Frames queued per WebSocket before the socket is closed as a slow consumer (4008)."""
     socket_service_concurrency: int = 64
@@ -223,6 +241,7 @@ class GatewaySettings:
         "maxFunctionTimeout": ("max_function_timeout", float, 0.001),
         "dbTimeout": ("db_timeout", float, 0.001),
         "changeRetention": ("change_retention", float, 1),
+        "changeReplicas": ("change_replicas", int, 0),
         "wsQueue": ("ws_queue", int, 1),
         "socketServiceConcurrency": ("socket_service_concurrency", int, 1),
         "socketRequests": ("socket_requests", int, 1),
@@ -249,6 +268,10 @@ class GatewaySettings:
                 raise ConfigError(f"gateway.{key}: {'an integer' if kind is int else 'a number'} of at least {minimum}")
             setattr(out, attr, kind(value))
         return out
+
+    def change_log(self) -> LogSettings:
+        """How the change log stream is made when a gateway or worker finds none (`mesh.changelog`)."""
+        return LogSettings(replicas=self.change_replicas, max_age=self.change_retention)
 
     def merged(self, **overrides: Any) -> GatewaySettings:
         """A copy with the given (non-None) values replaced: how CLI flags win over the file."""

@@ -42,7 +42,7 @@ class Crud:
         """One CRUD request, whatever the transport (HTTP here, gRPC): validated, authorized, run.
         The result of a read or an aggregation (what never leaves the server taken out); None for a write."""
         claims = self.security.claims(project, token)
-        col = dbrequests.collection(col)
+        col = dbrequests.collection(col, db)
         req = dbrequests.build(kind, col, body, db.id_field)
         req = await self.security.crud(project, db, col, kind, req, claims, token)
         result = await self.core.db_request(project.id, db.alias, kind, req)
@@ -61,6 +61,6 @@ class Crud:
         """A batch, whatever the transport: every sub-request validated and authorized before any runs."""
         claims = self.security.claims(project, token)
         checked = []
-        for kind, req in dbrequests.batch(body, db.id_field):
+        for kind, req in dbrequests.batch(body, db):
             checked.append((kind, await self.security.crud(project, db, req.col, kind, req, claims, token)))
         await self.core.db_request(project.id, db.alias, "batch", dbrequests.batch_request(checked))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.names import check_collection
+from adapters.names import check_collection, collection_key
 from adapters.query import validate_find, validate_options, validate_pipeline
 from adapters.updates import validate_update
 from common.errors import BadRequest, Forbidden, NotFound
@@ -35,13 +35,16 @@ def database(project: ProjectConfig, alias: str) -> DbConfig:
     return db
 
 
-def collection(col: Any) -> str:
-    """A valid collection name a client may use (400 otherwise; 403 for the server's own collections)."""
+def collection(col: Any, db: DbConfig | None = None) -> str:
+    """A valid collection name a client may use (400 otherwise; 403 for the server's own collections).
+
+    With `db`, the name as that database compares it (`collection_key`: lower-case on SQLite and MySQL),
+    so rules, change subjects and live queries agree with the table the database will use."""
     check_collection(col)
     name = str(col)
     if name.lower().startswith(RESERVED_PREFIX):
         raise Forbidden(f"collection {name!r} is reserved for the server (names starting with {RESERVED_PREFIX})")
-    return name
+    return collection_key(db.type, name) if db is not None else name
 
 
 def _object(body: dict[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def read_options(op: str, raw: dict[str, Any], id_field: str) -> dict[str, Any]:
     return options
 
 
-def batch(body: dict[str, Any], id_field: str) -> list[tuple[str, DbRequest]]:
+def batch(body: dict[str, Any], db: DbConfig) -> list[tuple[str, DbRequest]]:
     """A batch's sub-requests as (type, request), every one validated before any runs."""
     reqs = body.get("reqs")
     if not isinstance(reqs, list) or not reqs:
@@ -118,7 +121,7 @@ def batch(body: dict[str, Any], id_field: str) -> list[tuple[str, DbRequest]]:
         if kind not in WRITE_TYPES:
             raise BadRequest(f"reqs[{i}].type must be create, update or delete")
         try:
-            out.append((str(kind), build(str(kind), collection(sub.get("col")), sub, id_field)))
+            out.append((str(kind), build(str(kind), collection(sub.get("col"), db), sub, db.id_field)))
         except BadRequest as exc:
             raise BadRequest(f"reqs[{i}]: {exc.message}") from None
     return out
