@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from common.errors import BadRequest, NotFound
+from common.errors import BadRequest, NotFound, ServiceUnavailable, SpaceCloudError, Timeout
 from gateway.admin import Admin
 from gateway.config import USERS, Config, DbConfig, ProjectConfig
 from gateway.core import Core
@@ -235,8 +235,10 @@ class DisabledUsers:
             async with asyncio.timeout(READ_TIMEOUT):
                 found = await self.core.db_request(project.id, db.alias, "read", DbRequest(
                     col=USERS, op="all", find={"disabled": True}, options={"select": {db.id_field: 1}}))
-        except Exception:
+        except (ServiceUnavailable, Timeout, TimeoutError):
             return None  # that database is away: what is known of it stays as it is
+        except SpaceCloudError:
+            return set()  # it cannot hold the flag (a typed `users` table without `disabled`): nobody is
         return {(project.id, str(u.get(db.id_field))) for u in found if isinstance(u, dict)}
 
     async def refresh(self) -> bool:

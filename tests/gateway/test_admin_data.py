@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,9 @@ async def test_connection_test_add_change_and_remove_an_alias(st: AdminStack, tm
     assert r.status_code == 404
 
 
-async def test_browse_and_edit_documents_as_the_api_sees_them(st: AdminStack) -> None:
+async def test_browse_and_edit_documents_as_the_api_sees_them(st: AdminStack, caplog: pytest.LogCaptureFixture
+                                                               ) -> None:
+    caplog.set_level(logging.INFO, logger="space_cloud.admin")
     data = st.url("data/sqlite/notes")
     docs = [{"id": f"n{i:02d}", "n": i, "tag": "even" if i % 2 == 0 else "odd", "big": "x" * 2000} for i in range(12)]
     r = await st.http.post(f"{data}/create", headers=st.admin, json={"doc": docs})
@@ -153,6 +156,11 @@ async def test_browse_and_edit_documents_as_the_api_sees_them(st: AdminStack) ->
 
     r = await st.http.post(f"{data}/delete", headers=st.admin, json={"op": "all", "find": {"tag": "odd"}})
     assert r.status_code == 200
+    # every write is logged with the admin's name
+    written = [r.getMessage() for r in caplog.records if r.name == "space_cloud.admin"]
+    assert written == [f"admin root: create (12 documents) on {st.project}/sqlite/notes",
+                       f"admin root: update (one) on {st.project}/sqlite/notes",
+                       f"admin root: delete (all) on {st.project}/sqlite/notes"]
     r = await st.http.post(st.crud("notes", "read"), json={"op": "count"})
     assert r.json()["result"] == 6
 
