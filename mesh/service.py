@@ -119,7 +119,7 @@ class _Endpoint:
 class _Running:
     """One request with a deadline, as the deadline buckets see it."""
 
-    __slots__ = ("answered", "budget", "ep", "msg", "task")
+    __slots__ = ("answered", "budget", "ep", "msg", "task", "tick")
 
     def __init__(self, ep: _Endpoint, msg: Msg, task: asyncio.Task[Any], budget: float) -> None:
         self.ep = ep
@@ -127,6 +127,7 @@ class _Running:
         self.task = task
         self.budget = budget
         self.answered = False
+        self.tick = 0
 
 
 class MicroService:
@@ -164,7 +165,9 @@ class MicroService:
         self._limit = Bulkhead(max_concurrency, max_pending) if max_concurrency is not None else None
         self._default_timeout = default_timeout
         self._tasks: set[asyncio.Task[None]] = set()
-        self._buckets: dict[int, list[_Running]] = {}
+        self._buckets: dict[int, set[_Running]] = {}
+        """Requests by the tick their deadline falls in; a request leaves its bucket as it ends, so
+        finished ones are not kept alive until their deadline."""
         self._started: dt.datetime | None = None
 
     def add_endpoint(
@@ -267,7 +270,14 @@ class MicroService:
                 assert task is not None
                 running = _Running(ep, msg, task, deadline - arrival)
                 self._expire_at(deadline + margin(budget) / 2, running)
-            await self._handle(ep, msg, running)
+                try:
+                    await self._handle(ep, msg, running)
+                finally:
+                    bucket = self._buckets.get(running.tick)
+                    if bucket is not None:
+                        bucket.discard(running)
+            else:
+                await self._handle(ep, msg, None)
         finally:
             if holds and limit is not None:
                 limit.leave()
@@ -326,13 +336,13 @@ class MicroService:
     # -- deadlines: requests in buckets of TICK seconds, one timer per bucket -------------------------
 
     def _expire_at(self, at: float, running: _Running) -> None:
-        tick = math.ceil(at / TICK)
+        tick = running.tick = math.ceil(at / TICK)
         bucket = self._buckets.get(tick)
         if bucket is None:
-            bucket = self._buckets[tick] = []
+            bucket = self._buckets[tick] = set()
             loop = asyncio.get_running_loop()
             loop.call_at(loop.time() + (tick * TICK - time.monotonic()), self._expire, tick)
-        bucket.append(running)
+        bucket.add(running)
 
     def _expire(self, tick: int) -> None:
         for running in self._buckets.pop(tick, ()):
