@@ -42,6 +42,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "uvloop now; this is the base of --gateway-one-write)")
     p.add_argument("--gateway-one-write", action="store_true",
                    help="with --gateway-uvloop: headers and body of a response in one write (a server change)")
+    p.add_argument("--quiet-budget", type=float, metavar="SECONDS",
+                   help="how long the whole run may wait for an idle machine before its runs (default 150; "
+                        "--quick: 20)")
     p.add_argument("--rewrite", metavar="RESULTS_DIR",
                    help="only rewrite docs/benchmarks.md from a finished run's bench/results/<run> (after "
                         "editing bench/profiling.md); plots are kept")
@@ -88,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                   gateway_one_write=a.gateway_one_write)
     if a.quick:
         ctx.quiet_max_wait, ctx.quiet_budget = 3.0, 20.0
+    if a.quiet_budget is not None:
+        ctx.quiet_budget = a.quiet_budget
     ctx.log(f"nats-server at {nats_url}; results in {results}")
     sections: list[Section] = []
     failed = False

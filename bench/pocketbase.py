@@ -447,9 +447,15 @@ def report(ctx: Context, series: Series, prof: dict[str, Any], sc: System, pb: S
     for op in OPS:
         s, p = series.median(SC, op), series.median(PB, op)
         r = ratio(s.rps if s else None, p.rps if p else None)
-        rows.append([ISSUE_LABEL[op], _cell(s), _cell(p), fmt_ratio(r), f"≥ {GOAL_RATIO}x"])
-        goals.append(Goal(f"{op}: ≥ {GOAL_RATIO}x PocketBase's throughput", None if r is None else r >= GOAL_RATIO,
-                          f"{fmt_int(s.rps if s else None)} vs {fmt_int(p.rps if p else None)} req/s ({fmt_ratio(r)})"))
+        # requests per CPU-second of the server: what each system gets out of the cores it was given, which
+        # other work on a shared machine distorts much less than throughput (it takes cores from both)
+        rc = ratio(p.extra.get("cpu_us_per_req") if p else None, s.extra.get("cpu_us_per_req") if s else None)
+        rows.append([ISSUE_LABEL[op], _cell(s), _cell(p), f"{fmt_ratio(r)} (per CPU: {fmt_ratio(rc)})",
+                     f"≥ {GOAL_RATIO}x"])
+        met = None if r is None or rc is None else r >= GOAL_RATIO and rc >= GOAL_RATIO
+        goals.append(Goal(f"{op}: ≥ {GOAL_RATIO}x PocketBase's throughput (and per CPU-second)", met,
+                          f"{fmt_int(s.rps if s else None)} vs {fmt_int(p.rps if p else None)} req/s "
+                          f"({fmt_ratio(r)}; per CPU-second {fmt_ratio(rc)})"))
         if s and p:
             detail.append([op, fmt_int(s.rps), fmt_int(p.rps), fmt_ratio(r), f"{fmt_ms(s.p50_ms)} / {fmt_ms(p.p50_ms)}",
                            f"{fmt_ms(s.p99_ms)} / {fmt_ms(p.p99_ms)}",
@@ -479,7 +485,11 @@ def report(ctx: Context, series: Series, prof: dict[str, Any], sc: System, pb: S
         f"HTTP API. The same {ROWS:,} todos of {USERS} users (20 each) in both; wrk with {CLIENTS} connections, "
         "a random id or user per request; the two systems alternate within every round (reads first, creates "
         "after every read round, so reads always see the same data); medians of the runs. Ratio: "
-        "space-cloud ÷ PocketBase throughput, or space-cloud ÷ PocketBase p99 for deliveries. Our "
+        "space-cloud ÷ PocketBase throughput, or space-cloud ÷ PocketBase p99 for deliveries; *per CPU* "
+        "compares requests per CPU-second of each server (ours: our process and its nats-server), which "
+        "other work on a shared machine distorts much less than throughput (a busy machine starves "
+        "PocketBase, which would use both cores, more than our process, which uses about one), so a goal "
+        "counts as met only when both ratios reach it. Our "
         "schemaless collection has no index on `userId` (point 6 of the issue): the list scans the table.",
         "",
         *md_table(["operation", "space-cloud", "PocketBase", "ratio", "goal"], rows),
