@@ -6,6 +6,7 @@ import { $, isObject, setText, show } from './dom.js';
 
 let ctx = null;
 let loaded = ''; // the editor text as last loaded, to know whether it was edited
+let shown = null; // the project in the editor
 
 function load(project) {
   loaded = JSON.stringify(project, null, 2);
@@ -85,7 +86,19 @@ export default {
     $('format').addEventListener('click', format);
     $('revert').addEventListener('click', () => { const p = ctx.project(); if (p) load(p); });
   },
-  reset(project) { if (project) load(project); },
+  reset(project) {
+    if (!project) return;
+    if (project.id === shown && $('editor').value !== loaded) {
+      // another view saved while this text was being edited: keep the text, and say so
+      setText($('save-error'), 'The project changed on the server since you started editing (another view saved it). '
+        + 'Revert shows it; Save replaces it with this text.');
+      loaded = JSON.stringify(project, null, 2);
+      updateDirty();
+      return;
+    }
+    shown = project.id;
+    load(project);
+  },
   open() {},
   close() {},
   dirty() { return !$('project-view').hidden && $('editor').value !== loaded; },

@@ -667,6 +667,10 @@ async def test_a_rule_from_the_form_is_obeyed_and_the_playground_explains_a_deni
     try:
         assert (await st.http.post(st.crud("notes", "read"), json=read, headers=bearer(user_token("u1")))
                 ).status_code == 401  # no read rule yet
+        # unsaved text in the config editor survives a save from another view, which it is told of
+        await p.click("#tab-editor")
+        edited = {**await admin.editor_config(), "name": "Renamed but not saved"}
+        await admin.set_editor(edited)
         await p.click("#tab-rules")
         await expect(p.locator('tr[data-collection="notes"] [data-op="read"]')).to_contain_text("no rule")
         await p.click('tr[data-collection="notes"] [data-op="read"]')
@@ -681,6 +685,12 @@ async def test_a_rule_from_the_form_is_obeyed_and_the_playground_explains_a_deni
         await expect(p.locator('tr[data-collection="notes"] [data-op="read"]')).to_contain_text("match")
         saved = st.saved()["modules"]["crud"]["sqlite"]["collections"]["notes"]["rules"]["read"]
         assert saved == {"rule": "match", "type": "string", "eval": "==", "f1": "args.auth.id", "f2": "args.find.owner"}
+        await p.click("#tab-editor")
+        assert (await admin.editor_config())["name"] == "Renamed but not saved"
+        await expect(p.locator("#save-error")).to_contain_text("changed on the server")
+        await p.click("#revert")
+        assert "read" in (await admin.editor_config())["modules"]["crud"]["sqlite"]["collections"]["notes"]["rules"]
+        await p.click("#tab-rules")
         # requests obey it at once
         assert (await st.http.post(st.crud("notes", "read"), json=read, headers=bearer(user_token("u1")))
                 ).status_code == 200
