@@ -57,7 +57,7 @@ class GrpcServer:
             raise ServiceUnavailable(f"cannot listen for gRPC on {target}: is the port in use?")
         await server.start()
         self._server = server
-        log.info("gRPC (proto.SpaceCloud) on %s", target.replace(str(self.requested_port), str(self.port)))
+        log.info("gRPC (proto.SpaceCloud) on %s:%d", self.host, self.port)
 
     async def stop(self, grace: float = 2.0) -> None:
         """Refuse new rpcs, give the running ones `grace` seconds, then end the streams (their peers close)."""
