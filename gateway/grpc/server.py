@@ -37,10 +37,6 @@ class GrpcServer:
         self._max_message = max_body_bytes + HEADROOM
         self._server: grpc.aio.Server | None = None
 
-    @property
-    def address(self) -> str:
-        return f"{'localhost' if self.host in ('0.0.0.0', '::', '') else self.host}:{self.port}"
-
     async def start(self) -> None:
         server = grpc.aio.server(options=[
             ("grpc.so_reuseport", 0),
