@@ -226,7 +226,7 @@ class AdminData:
     def _target(self, request: Request) -> tuple[ProjectConfig, DbConfig, str]:
         project = self.admin.project(request)
         db = dbrequests.database(project, request.params["alias"])
-        return project, db, dbrequests.collection(request.params["col"])
+        return project, db, dbrequests.collection(request.params["col"], db)
 
     async def http_data(self, request: Request) -> Any:
         name = self.admin.check(request)

@@ -169,7 +169,7 @@ class Playground:
         if who.error is not None:
             return [_check("token", status=401, message=who.error.message, explain=["(token)"])], {}
         try:
-            col = dbrequests.collection(col)
+            col = dbrequests.collection(col, db)
         except Forbidden as exc:
             return [_check("reserved collection", status=403, message=exc.message)], {}
         req = dbrequests.build(op, col, request, db.id_field)

@@ -163,6 +163,9 @@ async def test_browse_and_edit_documents_as_the_api_sees_them(st: AdminStack, ca
                        f"admin root: delete (all) on {st.project}/sqlite/notes"]
     r = await st.http.post(st.crud("notes", "read"), json={"op": "count"})
     assert r.json()["result"] == 6
+    # a name is the collection the database would use (SQLite folds case), as for the API
+    r = await st.http.post(st.url("data/sqlite/NOTES/read"), headers=st.admin, json={})
+    assert r.json()["count"] == 6
 
     # rules do not apply to the admin (typed's read rule denies)
     assert (await st.http.post(st.crud("typed", "read"), json={})).status_code == 401
@@ -238,7 +241,7 @@ async def test_the_change_stream_tells_of_every_write(st: AdminStack) -> None:
     ready = asyncio.Event()
 
     async def follow() -> None:
-        async with st.http.stream("GET", st.url("data/sqlite/notes/changes"), headers=st.admin) as r:
+        async with st.http.stream("GET", st.url("data/sqlite/Notes/changes"), headers=st.admin) as r:
             assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"
             async for line in r.aiter_lines():
                 if line.strip():
