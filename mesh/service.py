@@ -354,7 +354,10 @@ class MicroService:
             ep.errors += 1
             text = ep.timeout_text(running.msg, running.budget)
             ep.last_error = f"504 {text}"
-            log.warning("%s: %s", self.name, text)
+            # A timer's callback runs in no request's context: name the request explicitly.
+            headers = running.msg.headers
+            rid = headers.get(REQUEST_ID_HEADER) if headers else None
+            log.warning("%s: %s", self.name, text, extra={"request_id": rid or "-"})
             running.task.cancel()
             task = asyncio.get_running_loop().create_task(self._answer_error(running.msg, Timeout(text)))
             self._tasks.add(task)

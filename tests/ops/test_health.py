@@ -60,7 +60,7 @@ async def test_health_reports_every_part(tmp_path: Path, nats_url: str) -> None:
     dbs = {d["alias"]: d for d in body["databases"]}
     assert dbs["lite"]["state"] == "connected" and dbs["lite"]["type"] == "sqlite"
     assert dbs["pg"]["state"] == "failing" and "reason" in dbs["pg"] and "since" in dbs["pg"]
-    assert dbs["unused"]["state"] == "idle"
+    assert dbs["unused"]["state"] in ("idle", "connected")  # idle unless something read it (e.g. DisabledUsers)
     assert {"project": project, "name": "todo", "instances": 1} in body["services"]
 
 

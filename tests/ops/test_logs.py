@@ -22,6 +22,7 @@ import yaml
 from gateway.config import parse
 from mesh import context
 from mesh.logs import JsonFormatter, RequestIdFilter
+from mesh.messages import DbRequest
 from sdk import Mesh
 from tests.support.servers import free_port, gateway, project_config
 from worker.service import DbWorker
@@ -50,12 +51,11 @@ def lines(out: io.StringIO) -> list[dict[str, Any]]:
 
 
 async def test_the_request_id_goes_to_the_service_and_the_worker_and_back(
-    tmp_path: Path, nats_url: str, json_log: io.StringIO,
+    tmp_path: Path, nats_url: str, json_log: io.StringIO, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project = "r" + uuid.uuid4().hex[:8]
-    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
     cfg = parse(project_config(project, functions=ALLOW_ALL, crud={
-        "pg": {"type": "postgres", "conn": dead, "collections": ALLOW}}), env={})
+        "lite": {"type": "sqlite", "conn": str(tmp_path / "r.db"), "collections": ALLOW}}), env={})
     svc = Mesh("echo", project=project, nats_url=nats_url)
     svc_log = logging.getLogger("test.service")
 
@@ -64,7 +64,19 @@ async def test_the_request_id_goes_to_the_service_and_the_worker_and_back(
         svc_log.warning("handling who")
         return context.request_id()
 
-    worker = DbWorker(nats_url, databases=cfg.databases(), connect_timeout=1.0)
+    @svc.function
+    async def stuck(params: Any, auth: Any) -> None:
+        await asyncio.sleep(30)
+
+    worker = DbWorker(nats_url, databases=cfg.databases())
+    run = worker._run
+
+    async def broken(db: Any, adapter: Any, kind: str, req: DbRequest) -> Any:
+        if req.col == "boom":
+            raise RuntimeError("a bug in the worker")
+        return await run(db, adapter, kind, req)
+
+    monkeypatch.setattr(worker, "_run", broken)
     await worker.start()
     try:
         async with svc, gateway(cfg, nats_url) as gw, httpx.AsyncClient(base_url=gw.url, timeout=10) as http:
@@ -79,17 +91,24 @@ async def test_the_request_id_goes_to_the_service_and_the_worker_and_back(
             other = (await http.post(url, json={})).headers["x-request-id"]
             assert other != r.headers["x-request-id"]
 
-            r = await http.post(f"/v1/api/{project}/crud/pg/t/read", json={}, headers={"X-Request-Id": "db-req-1"})
-            assert r.status_code == 503 and r.headers["x-request-id"] == "db-req-1"
-            assert "Traceback" not in r.text
+            r = await http.post(f"/v1/api/{project}/functions/echo/stuck", json={"timeout": 300},
+                                headers={"X-Request-Id": "stuck-1"})
+            assert r.status_code == 504 and r.headers["x-request-id"] == "stuck-1"
+
+            r = await http.post(f"/v1/api/{project}/crud/lite/boom/read", json={}, headers={"X-Request-Id": "db-1"})
+            assert r.status_code == 500 and r.headers["x-request-id"] == "db-1"
+            assert "a bug" not in r.text and "Traceback" not in r.text
+            await asyncio.sleep(0.2)  # the runtime's own 504 line comes from its timer
     finally:
         await worker.stop()
     logged = lines(json_log)
-    assert {"level": "warning", "logger": "test.service", "message": "handling who",
-            "request_id": "trace-abc.123"}.items() <= next(
-        e for e in logged if e.get("request_id") == "trace-abc.123").items()
-    connect = [e for e in logged if e["logger"] == "space_cloud.worker" and "connect failed" in e["message"]]
-    assert connect and connect[0]["request_id"] == "db-req-1", "the worker's line about the request names it"
+    by_id = {e.get("request_id"): e for e in logged if e.get("request_id")}
+    assert {"level": "warning", "logger": "test.service", "message": "handling who"}.items() <= \
+        by_id["trace-abc.123"].items(), "the service's own line names the request"
+    assert "function echo.stuck did not finish" in by_id["stuck-1"]["message"], "so does the runtime's"
+    worker_line = by_id["db-1"]
+    assert worker_line["logger"] == "space_cloud.service" and "sc-db" in worker_line["message"]
+    assert "a bug in the worker" in worker_line["exc"], "the worker's line about the request names it"
 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
@@ -100,12 +119,12 @@ def run_cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 
 async def test_log_format_json_from_the_cli(tmp_path: Path) -> None:
     port = free_port()
-    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(project_config("logs", crud={
-        "pg": {"type": "postgres", "conn": dead, "collections": ALLOW}})))
+        "lite": {"type": "sqlite", "conn": str(tmp_path / "l.db"),
+                 "collections": {"secret": {"rules": {"read": {"rule": "deny"}}}}}})))
     proc = run_cli(tmp_path, "run", "--config", str(config), "--port", str(port), "--no-grpc", "--log-format", "json",
-                   "--db-connect-timeout", "1")
+                   "--log-level", "debug")
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             for _ in range(300):
@@ -115,11 +134,12 @@ async def test_log_format_json_from_the_cli(tmp_path: Path) -> None:
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.05)
-            r = await http.post("/v1/api/logs/crud/pg/t/read", json={}, headers={"X-Request-Id": "cli-req-7"})
-            assert r.status_code == 503
+            r = await http.post("/v1/api/logs/crud/lite/secret/read", json={}, headers={"X-Request-Id": "cli-req-7"})
+            assert r.status_code in (401, 403) and r.headers["x-request-id"] == "cli-req-7"
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     entries = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line is one JSON object
     assert entries and all({"time", "level", "logger", "message"} <= e.keys() for e in entries)
-    assert any(e.get("request_id") == "cli-req-7" and "connect failed" in e["message"] for e in entries), err
+    denied = [e for e in entries if e.get("request_id") == "cli-req-7"]
+    assert denied and "denied read on lite/secret" in denied[0]["message"], err

@@ -67,7 +67,7 @@ async def test_a_hanging_alias_never_stalls_a_healthy_one(tmp_path: Path, nats_u
                 text = fast.value.message
                 assert "postgres alias hang (project iso) is unavailable" in text
                 assert "failing since" in text and "connecting did not complete within 3s" in text
-                assert hang.accepted == 1, "the failed connect is remembered, not retried by every request"
+                assert hang.accepted < 5, "the failed connect is remembered, not retried by each of 300 requests"
                 assert await core.db_request("iso", "lite", "read", DbRequest(col="t", op="count")) == 1
 
                 data = worker.health()[1]["databases"]
