@@ -211,7 +211,8 @@ async def test_discovery_endpoint(http: httpx.AsyncClient, gw: RunningGateway, p
     r = await http.get(f"/v1/api/{project}/services")
     assert r.status_code == 401  # what runs is the admin's business
     user = token(project)
-    assert (await http.get(f"/v1/api/{project}/services", headers={"Authorization": f"Bearer {user}"})).status_code == 401
+    r = await http.get(f"/v1/api/{project}/services", headers={"Authorization": f"Bearer {user}"})
+    assert r.status_code == 401
     admin = tokens.issue_admin("root", secret=gw.gw.security.admin_secret)
     r = await http.get(f"/v1/api/{project}/services", headers={"Authorization": f"Bearer {admin}"})
     assert r.status_code == 200

@@ -123,7 +123,8 @@ async def test_repeated_failures_are_slowed_down(tmp_path: Path, nats_url: str) 
 
 
 async def test_unknown_emails_are_revealed_only_when_asked(tmp_path: Path, nats_url: str) -> None:
-    async with stack("sqlite", tmp_path, nats_url, auth={"email": {"enabled": True, "revealUnknownEmails": True}}) as st:
+    auth = {"email": {"enabled": True, "revealUnknownEmails": True}}
+    async with stack("sqlite", tmp_path, nats_url, auth=auth) as st:
         r = await st.http.post(auth_url(st, "email/signin"), json={"email": "nobody@example.com", "pass": "x"})
         assert r.status_code == 404 and r.json() == {"error": "User not found"}
 
