@@ -181,12 +181,13 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]
 
 
-def realtime_run(system: System, n: int, duration: float) -> Sample:
+def realtime_run(ctx: Context, system: System, n: int, duration: float) -> Sample:
     key = "sc" if system.name == SC else "pb"
     common = ["--system", key, "--base", system.base, "--user", LIVE_USER]
     k = SUB_PROCS[n]
-    loads = [LoadProc([*common, "--mode", "subscribe", "--subscribers", str(n // k + (1 if i < n % k else 0))])
-             for i in range(k)]
+    outs = [ctx.results / f"pocketbase-live-{key}-{n}-{i}-{time.monotonic_ns()}.json" for i in range(k)]
+    loads = [LoadProc([*common, "--mode", "subscribe", "--subscribers", str(n // k + (1 if i < n % k else 0)),
+                       "--out", str(outs[i])]) for i in range(k)]
     try:
         for lp in loads:
             lp.json_line(timeout=120)  # {"ready": true}
@@ -195,10 +196,14 @@ def realtime_run(system: System, n: int, duration: float) -> Sample:
                                                      "--duration", str(duration)], timeout=duration + 60)
         for lp in loads:
             lp.say(f"expect {sent['sent']}")
-        results = [lp.json_line(timeout=60) for lp in loads]
+        for lp in loads:
+            lp.json_line(timeout=60)  # {"written": path}
+        results = [json.loads(out.read_text()) for out in outs]
     finally:
         for lp in loads:
             lp.kill()
+        for out in outs:
+            out.unlink(missing_ok=True)
     every = [x for r in results for x in r["latencies_ms"]]
     last: dict[str, float] = {}
     for r in results:
@@ -419,7 +424,10 @@ def run(ctx: Context) -> Section:
                 for name in order:
                     with timed(ctx, f"pocketbase: run {rep + 1}/{ctx.runs}, realtime, {name}, {n} subscribers"):
                         ctx.settle()
-                        series.add(name, f"live{n}", realtime_run(systems[name], n, duration))
+                        try:
+                            series.add(name, f"live{n}", realtime_run(ctx, systems[name], n, duration))
+                        except (BenchError, ValueError, OSError) as exc:  # one lost run, not the whole part
+                            ctx.log(f"pocketbase: realtime run lost: {exc!r}"[:500])
     finally:
         embedded.stop(ctx, sc)
         embedded.stop(ctx, pb)

@@ -12,8 +12,8 @@ Both systems are followed the way their own clients do it, for the todos of one 
 
 subscribe: opens N subscribers, prints {"ready": true}, then waits for a line `expect K` on stdin: the
            number of inserts that were made. It waits (at most 10 s) until every subscriber has K
-           deliveries and prints one JSON line: every delivery's latency in ms (arrival - send time),
-           per event the latency of its last delivery, deliveries and missed.
+           deliveries and prints one JSON line (or writes it to --out): every delivery's latency in ms
+           (arrival - send time), per event the latency of its last delivery, deliveries and missed.
 insert:    creates R todos a second for D seconds through the system's REST API, each carrying its
            send time in `text` ("rt <seq> <unix time>"); prints {"sent": K}.
 Send and arrival times are both `time.time()` on this machine, so the clocks agree.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -212,10 +213,16 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--project", default="myproject")
     p.add_argument("--alias", default="sqlite")
+    p.add_argument("--out", help="write the result to this file (and print where)")
     a = p.parse_args()
     if uvloop is not None:
         uvloop.install()
     out = asyncio.run(subscribe(a) if a.mode == "subscribe" else insert(a))
+    if a.out:  # the latencies can be large: a file, not a pipe that the event loop may have left non-blocking
+        with open(a.out, "w") as f:
+            json.dump(out, f)
+        out = {"written": a.out}
+    os.set_blocking(sys.stdout.fileno(), True)
     print(json.dumps(out), flush=True)
 
 
