@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from adapters.base import Doc
+from adapters.limits import MAX_DOC_DEPTH, check_number
 from adapters.names import check_field, check_key
 from adapters.values import MISSING
 from common.errors import InvalidQuery
-
-_INT64 = 2**63
 
 
 def get_path(doc: Doc, parts: list[str]) -> Any:
@@ -87,26 +85,23 @@ def copy_doc(doc: Doc) -> Doc:
     return out
 
 
-def check_value(value: Any, where: str) -> None:
-    """Raise InvalidQuery unless `value` is a JSON value this system can store."""
+def check_value(value: Any, where: str, level: int = 1) -> None:
+    """Raise InvalidQuery unless `value` is a JSON value this system can store when an object or
+    array at nesting `level` holds it (the document itself is level 1): numbers within 64 bits and
+    finite, keys valid, nothing nested deeper than `MAX_DOC_DEPTH` (what every database can read back)."""
     if value is None or isinstance(value, bool | str):
         return
-    if isinstance(value, int):
-        if not -_INT64 <= value < _INT64:
-            raise InvalidQuery(f"integer out of 64-bit range in {where}")
+    if isinstance(value, int | float):
+        check_number(value, where)
         return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidQuery(f"non-finite number in {where}")
-        return
-    if isinstance(value, list):
-        for item in value:
-            check_value(item, where)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            check_key(key)
-            check_value(item, where)
+    if isinstance(value, list | dict):
+        if level >= MAX_DOC_DEPTH:
+            raise InvalidQuery(f"{where} is nested deeper than {MAX_DOC_DEPTH} levels")
+        if isinstance(value, dict):
+            for key in value:
+                check_key(key)
+        for item in value.values() if isinstance(value, dict) else value:
+            check_value(item, where, level + 1)
         return
     raise InvalidQuery(f"unsupported value of type {type(value).__name__} in {where}")
 

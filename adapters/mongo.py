@@ -9,24 +9,27 @@ nothing, but not isolated from concurrent readers).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import replace
 from typing import Any
 
+import pymongo
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.uri_parser import parse_uri
 
+from adapters import deadline
 from adapters.base import Change, Doc, ReadOptions, WriteRequest, WritesAsBatch
 from adapters.clock import new_id, next_version
 from adapters.documents import check_doc
+from adapters.limits import check_write_size, result_number
 from adapters.mongo_errors import mongo_errors
 from adapters.names import VERSION_FIELD, check_collection
 from adapters.namespaces import check_namespace, configured, explicit_table, mongo_database, mongo_prefix
 from adapters.query import validate_find, validate_options, validate_pipeline, validate_update
-from adapters.updates import current_date
+from adapters.updates import apply_update, current_date, upsert_doc
 from adapters.values import compare, equal
-from common.errors import Conflict, InvalidQuery, NotFound, ServiceUnavailable
+from common.errors import Conflict, InvalidQuery, NotFound, ServiceUnavailable, Timeout
 
 Undo = Callable[[], Awaitable[None]]
 V = VERSION_FIELD
@@ -47,6 +50,28 @@ def _with_version(update: Doc, version: int) -> Doc:
         sets[field] = current_date(spec)
     sets[V] = version
     return out
+
+
+@contextmanager
+def _bounded() -> Iterator[None]:
+    """The request's deadline (`adapters.deadline`) as pymongo's own timeout: each operation inside
+    is given what is left (the server stops it too: maxTimeMS) and ends with `Timeout` when it passes.
+    Undo steps after a failed batch run outside it."""
+    left = deadline.remaining()
+    if left is None:
+        yield
+        return
+    if left <= 0:
+        raise Timeout("mongo operation exceeded its deadline")
+    with pymongo.timeout(left):
+        yield
+
+
+def _would_store(doc: Doc, update: Doc) -> None:
+    """Refuse an update whose result could not be stored or read back on every database (nested
+    deeper than `MAX_DOC_DEPTH`, a number beyond 64 bits, an operator on the wrong type), with the
+    same errors as SQL, before Mongo sees it."""
+    check_doc(apply_update(doc, update), "_id")
 
 
 def _restore(c: Any, before: Doc) -> Undo:
@@ -145,7 +170,7 @@ class MongoAdapter(WritesAsBatch):
         validate_options(o.select, o.sort, o.skip, o.limit, o.distinct, id_field=self.id_field)
         find = validate_find(find)
         c = await self._col(col)
-        with mongo_errors():
+        with mongo_errors(), _bounded():
             if op == "count":
                 return await c.count_documents(find)
             if op == "distinct":
@@ -177,8 +202,11 @@ class MongoAdapter(WritesAsBatch):
             raise InvalidQuery(f"invalid aggregate op {op!r}")
         stages = validate_pipeline(pipeline)
         c = await self._col(col)
-        with mongo_errors():
+        with mongo_errors(), _bounded():
             docs = [_strip(d) for d in await (await c.aggregate(stages)).to_list(None)]
+        for doc in docs:
+            for name, value in doc.items():
+                result_number(value, f"aggregation output {name!r}")
         if op == "one":
             if not docs:
                 raise NotFound("the pipeline returned no document")
@@ -205,6 +233,7 @@ class MongoAdapter(WritesAsBatch):
         return WriteRequest(req.type, req.col, req.op, find=validate_find(req.find), update=update)
 
     async def batch(self, reqs: list[WriteRequest]) -> list[Change]:
+        check_write_size(reqs)
         checked = [self._check(r) for r in reqs]
         await self.connect()
         changes: list[Change] = []
@@ -215,7 +244,7 @@ class MongoAdapter(WritesAsBatch):
                 session = await stack.enter_async_context(self._client.start_session())
                 await stack.enter_async_context(await session.start_transaction())
             try:
-                with mongo_errors():
+                with mongo_errors(), _bounded():
                     for req in checked:
                         c = await self._col(req.col)
                         done = await self._write(c, req, session, undo)
@@ -256,6 +285,7 @@ class MongoAdapter(WritesAsBatch):
     async def _update_one(self, c: Any, doc: Doc, find: Doc, update: Doc, s: Any) -> Doc | None:
         """Update one document, retrying if a concurrent write changed its version."""
         for _ in range(10):
+            _would_store({k: v for k, v in doc.items() if k != V}, update)
             version = next_version(doc.get(V))
             after = await c.find_one_and_update(
                 {"_id": doc["_id"], V: doc.get(V)}, _with_version(update, version),
@@ -271,6 +301,7 @@ class MongoAdapter(WritesAsBatch):
 
     async def _upsert(self, c: Any, req: WriteRequest, s: Any, undo: list[Undo]) -> list[Change]:
         assert req.update is not None
+        _would_store(upsert_doc(req.find), req.update)
         update = _with_version(req.update, next_version(None))
         eq_id = req.find.get("_id", {}).get("$eq")
         if eq_id is None:

@@ -12,6 +12,17 @@ from typing import Any
 
 from adapters.base import Doc
 from adapters.documents import get_path
+from adapters.limits import (
+    MAX_FIELDS,
+    MAX_IN,
+    MAX_NESTING,
+    MAX_SORT_KEYS,
+    MAX_STAGES,
+    FindBudget,
+    check_count,
+    check_number,
+    check_skip_limit,
+)
 from adapters.names import check_field, unknown
 from adapters.updates import validate_update
 from adapters.values import MISSING, compare, equal, type_class
@@ -23,8 +34,6 @@ COMPARISONS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"}
 RANGES = {"$gt", "$gte", "$lt", "$lte"}
 STAGES = {"$match", "$group", "$sort", "$skip", "$limit", "$project"}
 ACCUMULATORS = {"$sum", "$avg", "$min", "$max", "$count"}
-MAX_NESTING = 16
-MAX_IN = 10_000
 
 
 def _scalar(value: Any, field: str, op: str) -> None:
@@ -32,16 +41,19 @@ def _scalar(value: Any, field: str, op: str) -> None:
         raise InvalidQuery(f"{op} on {field!r} needs a string, number, boolean or null")
     if isinstance(value, float) and value != value:
         raise InvalidQuery(f"{op} on {field!r}: NaN is not comparable")
+    check_number(value, f"{op} on {field!r}")
 
 
-def _conditions(field: str, value: Any) -> dict[str, Any]:
+def _conditions(field: str, value: Any, budget: FindBudget) -> dict[str, Any]:
     if not isinstance(value, dict):
         if isinstance(value, list):
             raise InvalidQuery(f"comparing {field!r} with an array is not supported (use $in)")
         _scalar(value, field, "equality")
+        budget.condition()
         return {"$eq": value}
     if not value:
         raise InvalidQuery(f"empty condition for {field!r}")
+    budget.condition(len(value))
     out: dict[str, Any] = {}
     for op, arg in value.items():
         if not isinstance(op, str) or not op.startswith("$"):
@@ -52,6 +64,7 @@ def _conditions(field: str, value: Any) -> dict[str, Any]:
         if op in ("$in", "$nin"):
             if not isinstance(arg, list) or len(arg) > MAX_IN:
                 raise InvalidQuery(f"{op} on {field!r} needs an array (at most {MAX_IN} values)")
+            budget.in_values(len(arg))
             for item in arg:
                 _scalar(item, field, op)
         elif op in RANGES:
@@ -64,14 +77,19 @@ def _conditions(field: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def validate_find(find: Any, _depth: int = 0) -> Doc:
-    """Validate a find; return it normalised (every field maps to an operator dict)."""
+def validate_find(find: Any) -> Doc:
+    """Validate a find; return it normalised (every field maps to an operator dict). Its size is
+    bounded (`adapters.limits`): conditions, `$in` values, `$or`/`$and` nesting."""
+    return _validate_find(find, 0, FindBudget())
+
+
+def _validate_find(find: Any, depth: int, budget: FindBudget) -> Doc:
     if find is None:
         return {}
     if not isinstance(find, dict):
         raise InvalidQuery("find must be an object")
-    if _depth > MAX_NESTING:
-        raise InvalidQuery("find is nested too deeply")
+    if depth > MAX_NESTING:
+        raise InvalidQuery(f"find is nested too deeply (at most {MAX_NESTING} levels of $or/$and)")
     out: Doc = {}
     for key, value in find.items():
         if isinstance(key, str) and key.startswith("$"):
@@ -79,10 +97,11 @@ def validate_find(find: Any, _depth: int = 0) -> Doc:
                 raise unknown(key, "find")
             if not isinstance(value, list) or not value:
                 raise InvalidQuery(f"{key} needs a non-empty array of conditions")
-            out[key] = [validate_find(sub, _depth + 1) for sub in value]
+            budget.condition(len(value))
+            out[key] = [_validate_find(sub, depth + 1, budget) for sub in value]
         else:
             check_field(key)
-            out[key] = _conditions(key, value)
+            out[key] = _conditions(key, value, budget)
     return out
 
 
@@ -128,6 +147,7 @@ def validate_options(
     if select:
         if not isinstance(select, dict):
             raise InvalidQuery("select must be an object")
+        check_count(len(select), MAX_FIELDS, "fields in select")
         for key, v in select.items():
             check_field(key)
             if v not in (0, 1):
@@ -136,8 +156,8 @@ def validate_options(
             raise InvalidQuery("select cannot mix inclusion and exclusion")
     validate_sort(sort)
     for name, n in (("skip", skip), ("limit", limit)):
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-            raise InvalidQuery(f"{name} must be a non-negative integer")
+        if n is not None:
+            check_skip_limit(name, n)
     if distinct is not None:
         check_field(distinct)
 
@@ -148,6 +168,7 @@ def validate_sort(sort: Any) -> None:
         return
     if not isinstance(sort, dict):
         raise InvalidQuery("sort must be an object")
+    check_count(len(sort), MAX_SORT_KEYS, "sort fields")
     for key, v in sort.items():
         check_field(key)
         if isinstance(v, bool) or v not in (1, -1):
@@ -165,9 +186,11 @@ def _validate_group(spec: Any) -> Doc:
     if not isinstance(spec, dict) or "_id" not in spec:
         raise InvalidQuery("$group needs an object with an _id")
     key = spec["_id"]
+    check_count(len(spec) - 1, MAX_FIELDS, "$group outputs")
     if isinstance(key, dict):
         if not key:
             raise InvalidQuery("$group _id object is empty")
+        check_count(len(key), MAX_FIELDS, "$group _id fields")
         for name, ref in key.items():
             check_field(name)
             _field_ref(ref, "$group _id")
@@ -191,6 +214,7 @@ def _validate_group(spec: Any) -> Doc:
         elif op == "$sum" and not isinstance(arg, str):
             if isinstance(arg, bool) or not isinstance(arg, int | float):
                 raise InvalidQuery("$sum needs a number or a field reference")
+            check_number(arg, "$sum")
             out[name] = {"$sum": arg}
         else:
             out[name] = {op: _field_ref(arg, op)}
@@ -203,6 +227,7 @@ def validate_pipeline(pipe: Any, *, id_field: str = "_id") -> list[Doc]:
     `id_field` (besides `_id`) may be excluded in an inclusion $project."""
     if not isinstance(pipe, list):
         raise InvalidQuery("pipe must be an array of stages")
+    check_count(len(pipe), MAX_STAGES, "pipeline stages")
     out: list[Doc] = []
     for stage in pipe:
         if not isinstance(stage, dict) or len(stage) != 1:
@@ -220,12 +245,12 @@ def validate_pipeline(pipe: Any, *, id_field: str = "_id") -> list[Doc]:
             validate_sort(arg)
             out.append({name: arg})
         elif name in ("$skip", "$limit"):
-            if isinstance(arg, bool) or not isinstance(arg, int) or arg < (1 if name == "$limit" else 0):
-                raise InvalidQuery(f"{name} needs a non-negative integer")
+            check_skip_limit(name, arg, least=1 if name == "$limit" else 0)
             out.append({name: arg})
         else:
             if not isinstance(arg, dict) or not arg:
                 raise InvalidQuery("$project needs an object")
+            check_count(len(arg), MAX_FIELDS, "$project fields")
             for key, v in arg.items():
                 check_field(key)
                 if isinstance(v, bool) or v not in (0, 1):

@@ -11,6 +11,7 @@ from typing import Any
 
 from adapters.base import Doc
 from adapters.documents import check_value, copy_doc, get_path, set_path, unset_path
+from adapters.limits import MAX_FIELDS, check_count
 from adapters.names import check_field, unknown
 from adapters.values import MISSING, compare, is_number, iso_now
 from common.errors import InvalidQuery
@@ -18,17 +19,18 @@ from common.errors import InvalidQuery
 UPDATE_OPS = ("$set", "$inc", "$mul", "$min", "$max", "$unset", "$rename", "$push", "$currentDate")
 
 
-def _check_push(field: str, value: Any) -> None:
+def _check_push(field: str, value: Any, level: int) -> None:
     if isinstance(value, dict) and any(isinstance(k, str) and k.startswith("$") for k in value):
         if set(value) != {"$each"} or not isinstance(value["$each"], list):
             raise InvalidQuery(f"$push on {field!r}: only the $each modifier is supported")
-        check_value(value["$each"], f"$push {field!r}")
+        check_value(value["$each"], f"$push {field!r}", level)
     else:
-        check_value(value, f"$push {field!r}")
+        check_value(value, f"$push {field!r}", level + 1)
 
 
 def _check_arg(op: str, field: str, value: Any, id_field: str | None) -> list[str]:
     targets = [field]
+    level = field.count(".") + 1  # the nesting of the object that holds the value written at `field`
     if op in ("$inc", "$mul"):
         if not is_number(value):
             raise InvalidQuery(f"{op} on {field!r} needs a number")
@@ -44,9 +46,9 @@ def _check_arg(op: str, field: str, value: Any, id_field: str | None) -> list[st
         if value is not True and value not in ({"$type": "date"}, {"$type": "timestamp"}):
             raise InvalidQuery(f"$currentDate on {field!r} needs true or {{\"$type\": \"date\"|\"timestamp\"}}")
     elif op == "$push":
-        _check_push(field, value)
+        _check_push(field, value, level)
     elif op != "$unset":
-        check_value(value, f"{op} {field!r}")
+        check_value(value, f"{op} {field!r}", level)
     return targets
 
 
@@ -62,6 +64,7 @@ def validate_update(update: Any, *, id_field: str | None = None) -> Doc:
             raise unknown(str(op), "update")
         if not isinstance(fields, dict) or not fields:
             raise InvalidQuery(f"{op} needs a non-empty object")
+        check_count(len(seen) + len(fields), MAX_FIELDS, "fields in one update")
         for field, value in fields.items():
             check_field(field)
             if id_field is not None and (field == id_field or field.startswith(id_field + ".")):

@@ -10,6 +10,7 @@ from typing import Any
 
 from adapters.base import Change, Doc, ReadOptions, WriteRequest, WritesAsBatch
 from adapters.documents import project
+from adapters.limits import check_write_size
 from adapters.names import VERSION_FIELD, check_collection, collection_key
 from adapters.namespaces import Place, check_namespace, configured, explicit_table, sql_place
 from adapters.query import validate_find, validate_options, validate_pipeline, validate_update
@@ -231,6 +232,7 @@ class SqlAdapter(WritesAsBatch):
         return docs
 
     async def batch(self, reqs: list[WriteRequest]) -> list[Change]:
+        check_write_size(reqs)
         checked = [self._check(req) for req in reqs]
         # Only what can insert makes a table: an update or delete of a collection with none matches nothing.
         creating = {req.col for req in checked if req.type == "create" or req.op == "upsert"}

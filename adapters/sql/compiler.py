@@ -15,11 +15,28 @@ from adapters.sql.layout import Ref, parse_datetime
 from adapters.values import TypeClass, type_class
 
 Resolver = Callable[[str], Ref]
+SET_MIN = 16
+"""From this many distinct values of one type on, `$in` is a set test with one parameter (an array
+or a JSON list) instead of a placeholder per value: the planner sees one expression, whatever the
+length of the list (10,000 OR-ed tests kept PostgreSQL's planner and JIT busy for minutes)."""
+INT64 = 2**63
 _OPS = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _COLUMN_CLASS: dict[str, TypeClass] = {
     "string": "string", "integer": "number", "float": "number", "number": "number",
     "boolean": "bool", "datetime": "string",
 }
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    """`values` without repeats (by JSON equality: 1 and 1.0 are one value, 1 and True are two)."""
+    seen: set[tuple[str, Any]] = set()
+    out = []
+    for v in values:
+        key = (type_class(v), v)
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+    return out
 
 
 class Params:
@@ -69,19 +86,54 @@ class Compiler:
         return self._compare(ref, _OPS[op], arg)
 
     def _in(self, ref: Ref, values: list[Any]) -> str:
+        values = _distinct(values)
         if not values:
             return "FALSE"
+        if ref.kind == "missing":
+            return "TRUE" if any(v is None for v in values) else "FALSE"
         cls = _COLUMN_CLASS.get(ref.kind)
         if cls is not None and len(values) > 1:
             same = [v for v in values if v is not None and type_class(v) == cls]
             terms = []
             if same:
-                marks = ", ".join(self._mark(ref, v) for v in same)
-                terms.append(f"({ref.expr} IN ({marks}))")
+                terms.append(self._member(ref, same))
             if any(v is None for v in values):
                 terms.append(f"({ref.expr} IS NULL)")
             return "(" + " OR ".join(terms) + ")" if terms else "FALSE"
+        if ref.kind == "json" and len(values) >= SET_MIN:
+            return self._json_in(ref, values)
         return "(" + " OR ".join(self._eq(ref, v) for v in values) + ")"
+
+    def _member(self, ref: Ref, values: list[Any]) -> str:
+        """A typed column is one of `values` (all of the column's type class)."""
+        if len(values) < SET_MIN:
+            marks = ", ".join(self._mark(ref, v) for v in values)
+            return f"({ref.expr} IN ({marks}))"
+        if ref.kind == "integer":  # only integral numbers can equal an integer column
+            values = [int(v) for v in values if float(v).is_integer() and -INT64 <= v < INT64]
+            if not values:
+                return "FALSE"
+        elif ref.kind == "datetime":
+            values = [parse_datetime(self.d, v) for v in values]
+        elif ref.kind in ("float", "number"):
+            values = [self.d.number(v) for v in values]
+        return self.d.in_set(ref.expr, ref.kind, values, self.p.add)
+
+    def _json_in(self, ref: Ref, values: list[Any]) -> str:
+        """A JSON value is one of many `values`: numbers and strings are each one set test (one
+        parameter however many values, which the database answers by hashing or binary search);
+        null, true and false, at most three, are tested one by one. Same semantics as `_eq` on each."""
+        parts = list(ref.parts)
+        numbers = [self.d.number(v) for v in values if type_class(v) == "number"]
+        strings = [v for v in values if type_class(v) == "string"]
+        terms = [self._eq(ref, v) for v in values if type_class(v) not in ("number", "string")]
+        sets: tuple[tuple[TypeClass, Callable[[str, list[str]], str], list[Any]], ...] = (
+            ("number", self.d.j_num, numbers), ("string", self.d.j_str, strings))
+        for cls, typed, items in sets:
+            if items:
+                test = self.d.in_set(typed(ref.expr, parts), cls, items, self.p.add)
+                terms.append(f"(CASE WHEN {self.d.j_is(ref.expr, parts, cls)} THEN {test} ELSE FALSE END)")
+        return "(" + " OR ".join(terms) + ")"
 
     def _eq(self, ref: Ref, value: Any) -> str:
         if ref.kind == "missing":
@@ -104,7 +156,8 @@ class Compiler:
             parts = list(ref.parts)
             typed = self.d.j_num(ref.expr, parts) if cls == "number" else self.d.j_str(ref.expr, parts)
             test = self.d.j_is(ref.expr, parts, cls)
-            return f"(CASE WHEN {test} THEN {typed} {sql_op} {self.p.add(value)} ELSE FALSE END)"
+            mark = self.p.add(self.d.number(value) if cls == "number" else value)
+            return f"(CASE WHEN {test} THEN {typed} {sql_op} {mark} ELSE FALSE END)"
         if _COLUMN_CLASS.get(ref.kind) != cls:
             return "FALSE"
         if sql_op == "=":  # equality needs no collation override (deterministic collations compare bytes)
@@ -120,7 +173,7 @@ class Compiler:
         if ref.kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
             return self.p.add(value)  # the column's own type: an index on it applies
         if _COLUMN_CLASS.get(ref.kind) == "number":
-            return self.d.num_param(self.p.add(value))
+            return self.d.num_param(self.p.add(self.d.number(value)))
         return self.p.add(value)
 
     def sort_keys(self, ref: Ref, direction: int) -> list[str]:

@@ -7,11 +7,17 @@ builds every query from these primitives, so all dialects share one semantics.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import orjson
 
 from adapters.values import TypeClass
 
 FIELD_TYPES = ("string", "integer", "float", "boolean", "json", "datetime")
+_PG_ARRAYS = {"string": "text", "number": "numeric", "integer": "bigint", "float": "float8",
+              "boolean": "boolean", "datetime": "timestamptz"}
 
 
 class Dialect:
@@ -76,6 +82,16 @@ class Dialect:
         """A numeric parameter compared with a typed number column."""
         return placeholder
 
+    def number(self, value: Any) -> Any:
+        """A JSON number as a bound parameter."""
+        return value
+
+    def in_set(self, expr: str, kind: str, values: list[Any], add: Callable[[Any], str]) -> str:
+        """`expr` equals one of many `values` (one type class; `kind` the field type, or "number" /
+        "string" for JSON values). Here: a literal IN list (MySQL interpolates parameters into the
+        statement, and the server sorts a constant IN list and searches it)."""
+        return f"({expr} IN ({', '.join(add(v) for v in values)}))"
+
     def create_schemaless(self, table: str) -> str:
         """DDL for a schemaless table; `table` is the quoted (qualified) table reference."""
         raise NotImplementedError
@@ -120,6 +136,14 @@ class Postgres(Dialect):
 
     def num_param(self, placeholder: str) -> str:
         return f"{placeholder}::numeric"
+
+    def number(self, value: Any) -> Any:
+        # asyncpg sends a float to a numeric parameter exactly (0.1 -> 0.1000000000000000055...),
+        # which no stored 0.1 equals: send the float's shortest decimal form instead.
+        return Decimal(repr(value)) if isinstance(value, float) else value
+
+    def in_set(self, expr: str, kind: str, values: list[Any], add: Callable[[Any], str]) -> str:
+        return f"({expr} = ANY({add(values)}::{_PG_ARRAYS[kind]}[]))"
 
     def create_schemaless(self, table: str) -> str:
         return (
@@ -202,6 +226,10 @@ class SQLite(Dialect):
 
     def j_bool_is(self, col: str, parts: list[str], value: bool) -> str:
         return f"COALESCE({self.j_type(col, parts)} = '{'true' if value else 'false'}', FALSE)"
+
+    def in_set(self, expr: str, kind: str, values: list[Any], add: Callable[[Any], str]) -> str:
+        param = add(orjson.dumps(values).decode())
+        return f"({expr} IN (SELECT value FROM json_each({param})))"  # noqa: S608 -- a placeholder
 
     def limit(self, limit: int | None, skip: int | None) -> str:
         if skip and limit is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -11,25 +12,60 @@ import aiomysql
 import pymysql  # type: ignore[import-untyped]
 
 from adapters import deadline
+from adapters.failures import internal, os_reason, rejected, unavailable
 from adapters.sql.dialect import DIALECTS
-from common.errors import Conflict, InvalidQuery, ServiceUnavailable, SpaceCloudError, translated
+from common.errors import Conflict, SpaceCloudError, Timeout, translated
 
-_GONE = {1040, 1053, 1927, 2002, 2003, 2006, 2013, 2014, 2055}
+_GONE = {1053: "the server is shutting down", 1927: "the connection was killed", 2002: "connection refused",
+         2003: "connection refused", 2006: "the server has gone away", 2013: "connection lost",
+         2014: "connection out of sync", 2055: "connection lost", 1040: "too many connections",
+         1203: "too many connections for the user", 1041: "out of memory", 1021: "the disk is full",
+         1045: "authentication failed", 1044: "access denied to the database", 1049: "the database does not exist"}
+_REJECTED = {
+    1264: "a number is out of range", 1690: "a number is out of range", 1366: "a value has the wrong type",
+    1292: "a value has the wrong type or format", 1367: "an invalid number", 1365: "division by zero",
+    1406: "a value is too long", 1048: "a required column has no value", 1441: "a date or time is out of range",
+    3140: "invalid JSON", 3156: "a JSON value has the wrong type", 4025: "a value breaks a check constraint",
+    4038: "invalid JSON", 1153: "the request is too large for the server", 1436: "the query is too complex",
+    1038: "the sort needs more memory than the server's sort buffer", 1117: "too many columns",
+}
+"""Error codes that are the client's fault (400), with what we tell the client."""
+_TIMED_OUT = {1969, 3024, 1317}
+"""max_statement_time (MariaDB) / max_execution_time (MySQL) exceeded; query interrupted."""
+
+
+def _gone(exc: BaseException) -> bool:
+    """The connection cannot be reused (lost, or left mid-statement)."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    return code in _GONE or isinstance(exc, OSError | pymysql.err.InterfaceError | asyncio.CancelledError)
 
 
 def map_error(exc: BaseException) -> SpaceCloudError | None:
-    """The adapter error for a pymysql/OS exception (None: not a database error)."""
+    """The adapter error for a pymysql/OS exception (None: not a database error). Our own words
+    only: the driver's text goes to the log (`adapters.failures`)."""
     if isinstance(exc, SpaceCloudError):
         return exc
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    if isinstance(exc, pymysql.err.IntegrityError) and code == 1062:
+    if code == 1062:
         return Conflict("a document with the same id already exists")
-    if isinstance(exc, OSError | TimeoutError | pymysql.err.InterfaceError) or code in _GONE:
-        return ServiceUnavailable(f"mysql unavailable: {exc}")
+    if code == 1213:
+        return Conflict("the write met a concurrent write (deadlock); try again")
+    if code in _TIMED_OUT:
+        return Timeout("mysql statement exceeded its time limit")
+    if code == 1205:
+        return Timeout("mysql statement waited too long for a lock")
+    if code in _GONE:
+        return unavailable("mysql", _GONE[code])
+    if isinstance(exc, OSError):
+        return unavailable("mysql", os_reason(exc))
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return unavailable("mysql", "the connection is closed")
+    if code in _REJECTED:
+        return rejected("mysql", _REJECTED[code])
     if isinstance(exc, pymysql.err.DataError):
-        return InvalidQuery(f"mysql rejected a value: {exc}")
+        return rejected("mysql", "a value does not fit its type")
     if isinstance(exc, pymysql.err.MySQLError) or type(exc).__module__.startswith(("aiomysql", "pymysql")):
-        return SpaceCloudError(f"mysql error: {exc}")
+        return internal("mysql", exc)
     return None
 
 
@@ -72,7 +108,7 @@ class MySQLDriver:
                 connect_timeout=5, pool_recycle=3600, **self.params,
             )
         except Exception as exc:
-            raise (map_error(exc) or ServiceUnavailable(f"mysql unavailable: {exc}")) from exc
+            raise (map_error(exc) or unavailable("mysql", os_reason(exc))) from exc
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -93,7 +129,7 @@ class MySQLDriver:
                     deadline.before_commit()
                     await con.commit()
                 except BaseException as exc:
-                    if isinstance(map_error(exc), ServiceUnavailable):
+                    if _gone(exc):
                         con.close()
                     else:
                         with suppress(Exception):

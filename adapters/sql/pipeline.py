@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from adapters.base import Doc
+from adapters.limits import result_number
 from adapters.names import check_field
 from adapters.sql.compiler import Compiler, Params, Resolver
 from adapters.sql.dialect import Dialect
@@ -33,6 +34,8 @@ class _Rel:
     keys: list[tuple[str | None, Ref]] | None = None
     """For grouped relations: (sub-key name or None for a plain key, Ref of its column)."""
     outputs: list[str] = field(default_factory=list)
+    int_counts: set[str] = field(default_factory=set)
+    """Outputs that are `$sum` of an integer constant: an integer unless it overflowed."""
 
 
 @dataclass(slots=True)
@@ -44,6 +47,7 @@ class Plan:
     grouped: bool
     keys: list[tuple[str | None, Ref]]
     outputs: list[str]
+    int_counts: set[str]
     project: dict[str, int] | None
 
 
@@ -101,7 +105,8 @@ class PipelineCompiler:
             else:
                 project = arg
         return Plan(
-            self._sql(rel), self.params.values, rel.keys is not None, rel.keys or [], rel.outputs, project
+            self._sql(rel), self.params.values, rel.keys is not None, rel.keys or [], rel.outputs, rel.int_counts,
+            project,
         )
 
     def _numeric(self, ref: Ref) -> str:
@@ -126,10 +131,13 @@ class PipelineCompiler:
             cols.append(f"{expr} AS {alias}")
             keys.append((sub, Ref(alias, ref.kind)))
         outputs = [name for name in spec if name != "_id"]
+        int_counts: set[str] = set()
         for n, name in enumerate(outputs):
             (op, arg), = spec[name].items()
             if op == "$sum" and not isinstance(arg, str):
-                expr = f"(COUNT(*) * {arg!r})"
+                expr = f"(COUNT(*) * {arg!r})"  # validated: an int or a finite float
+                if isinstance(arg, int):
+                    int_counts.add(name)
             else:
                 num = self._numeric(rel.resolve(arg[1:]))
                 expr = {"$sum": f"COALESCE(SUM({num}), 0)", "$avg": f"AVG({num})",
@@ -158,7 +166,7 @@ class PipelineCompiler:
                             return replace(ref, parts=tuple(parts[2:]))
             return Ref("NULL", "missing")
 
-        return _Rel(source, "*", resolve, keys=keys, outputs=outputs)
+        return _Rel(source, "*", resolve, keys=keys, outputs=outputs, int_counts=int_counts)
 
 
 def shape_group(plan: Plan, row: tuple[Any, ...]) -> Doc:
@@ -176,5 +184,8 @@ def shape_group(plan: Plan, row: tuple[Any, ...]) -> Doc:
     doc: Doc = {"_id": key}
     aggs = row[len(plan.keys):]
     for name, value in zip(plan.outputs, aggs, strict=False):
-        doc[name] = _number(value)
+        number = _number(value)
+        if name in plan.int_counts and isinstance(number, float):  # SQLite turns an overflowing product to REAL
+            number = float("inf")
+        doc[name] = result_number(number, f"$group output {name!r}")
     return doc

@@ -3,35 +3,76 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import asyncpg
 
 from adapters import deadline
+from adapters.failures import internal, os_reason, rejected, unavailable
 from adapters.sql.dialect import DIALECTS
-from common.errors import Conflict, InvalidQuery, ServiceUnavailable, SpaceCloudError, translated
+from common.errors import Conflict, SpaceCloudError, Timeout, translated
+
+_REJECTED = {
+    "22003": "a number is out of range",
+    "22P02": "a value has the wrong type or format",
+    "22007": "an invalid date or time",
+    "22008": "a date or time is out of range",
+    "22012": "division by zero",
+    "22001": "a value is too long",
+    "22021": "a string holds a character the database cannot store",
+    "22P05": "a string holds a character the database cannot store (such as \\u0000)",
+    "23502": "a required column has no value",
+    "23514": "a value breaks a check constraint",
+    "23503": "a value breaks a foreign key",
+    "54000": "the request is too large for the database",
+    "54001": "the query is too complex",
+}
+"""SQLSTATEs that are the client's fault (400), with what we tell the client."""
+
+_UNAVAILABLE = {"28P01": "authentication failed", "28000": "authentication failed",
+                "3D000": "the database does not exist", "53300": "too many connections",
+                "53100": "the disk is full", "53200": "out of memory",
+                "57P01": "the server was shut down", "57P02": "the server crashed",
+                "57P03": "the server is starting up or shutting down"}
 
 
 def map_error(exc: BaseException) -> SpaceCloudError | None:
-    """The adapter error for an asyncpg/OS exception (None: not a database error)."""
+    """The adapter error for an asyncpg/OS exception (None: not a database error). Our own words
+    only: the driver's text goes to the log (`adapters.failures`)."""
     if isinstance(exc, SpaceCloudError):
         return exc
+    state = getattr(exc, "sqlstate", None) or ""
     if isinstance(exc, asyncpg.UniqueViolationError):
         return Conflict("a document with the same id already exists")
-    if isinstance(
-        exc,
-        OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
-        | asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError | asyncpg.AdminShutdownError
-        | asyncpg.InternalClientError,  # e.g. the server terminated the connection mid-operation
-    ):
-        return ServiceUnavailable(f"postgres unavailable: {exc}")
-    if isinstance(exc, asyncpg.DataError | asyncpg.InvalidTextRepresentationError):
-        return InvalidQuery(f"postgres rejected a value: {exc}")
+    if state in ("40001", "40P01", "55P03"):
+        return Conflict("the write met a concurrent write (serialization failure or deadlock); try again")
+    if state == "57014":
+        return Timeout("postgres statement was cancelled (statement timeout)")
+    if state in _UNAVAILABLE:
+        return unavailable("postgres", _UNAVAILABLE[state])
+    if state.startswith("08") or state.startswith("53"):
+        return unavailable("postgres", "connection lost" if state.startswith("08") else "out of resources")
+    if isinstance(exc, OSError):
+        return unavailable("postgres", os_reason(exc))
+    if isinstance(exc, asyncpg.TooManyConnectionsError):
+        return unavailable("postgres", "too many connections")
+    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return unavailable("postgres", "the connection was lost")  # e.g. terminated mid-operation
+    if state in _REJECTED:
+        return rejected("postgres", _REJECTED[state])
+    if state.startswith("22") or isinstance(exc, asyncpg.DataError):
+        return rejected("postgres", "a value does not fit its type")
     if isinstance(exc, asyncpg.PostgresError) or type(exc).__module__.startswith("asyncpg"):
-        return SpaceCloudError(f"postgres error: {exc}")
+        return internal("postgres", exc)
     return None
 
+
+async def _init(conn: Any) -> None:
+    """Each new connection: no JIT. LLVM compiling a large expression cannot be cancelled (neither a
+    statement timeout nor pg_cancel_backend stops it) and these short queries do not gain from it."""
+    with suppress(asyncpg.PostgresError):  # a server without JIT
+        await conn.execute("SET jit = off")
 
 
 async def _reset(conn: Any) -> None:
@@ -70,10 +111,10 @@ class PostgresDriver:
             return
         try:
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.max_size, timeout=5, reset=_reset
+                self.dsn, min_size=1, max_size=self.max_size, timeout=5, reset=_reset, init=_init
             )
         except Exception as exc:
-            raise (map_error(exc) or ServiceUnavailable(f"postgres unavailable: {exc}")) from exc
+            raise (map_error(exc) or unavailable("postgres", os_reason(exc))) from exc
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

@@ -12,25 +12,41 @@ from typing import Any
 import aiosqlite
 
 from adapters import deadline
+from adapters.failures import internal, os_reason, rejected, unavailable
 from adapters.sql.dialect import DIALECTS
-from common.errors import Conflict, ServiceUnavailable, SpaceCloudError, translated
+from common.errors import Conflict, SpaceCloudError, Timeout, translated
+
+_TOO_LARGE = ("too many sql variables", "string or blob too big", "expression tree is too large",
+              "parser stack overflow", "too many terms", "too many columns", "pattern too complex")
+_UNAVAILABLE = (("locked", "the database is locked"), ("busy", "the database is busy"),
+                ("unable to open", "cannot open the database file"), ("disk i/o", "disk I/O error"),
+                ("readonly", "the database is read-only"), ("disk is full", "the disk is full"))
 
 
 def map_error(exc: BaseException) -> SpaceCloudError | None:
-    """The adapter error for a sqlite3 exception (None: not a database error)."""
+    """The adapter error for a sqlite3 exception (None: not a database error). Our own words
+    only: the driver's text goes to the log (`adapters.failures`)."""
     if isinstance(exc, SpaceCloudError):
         return exc
-    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
-        return Conflict("a document with the same id already exists")
     text = str(exc).lower()
-    if isinstance(exc, sqlite3.OperationalError) and any(
-        s in text for s in ("locked", "unable to open", "disk i/o", "readonly")
-    ):
-        return ServiceUnavailable(f"sqlite unavailable: {exc}")
+    if isinstance(exc, sqlite3.IntegrityError):
+        if "unique" in text:
+            return Conflict("a document with the same id already exists")
+        return rejected("sqlite", "a value breaks a constraint of the table")
+    if isinstance(exc, sqlite3.OperationalError):
+        if "interrupted" in text:
+            return Timeout("sqlite statement was interrupted at its deadline")
+        for needle, reason in _UNAVAILABLE:
+            if needle in text:
+                return unavailable("sqlite", reason)
+    if isinstance(exc, sqlite3.Error) and "integer overflow" in text:
+        return rejected("sqlite", "a number is out of range (integer overflow)")
+    if isinstance(exc, sqlite3.Error) and any(needle in text for needle in _TOO_LARGE):
+        return rejected("sqlite", "the query is too large")
     if (isinstance(exc, ValueError) and "connection" in text) or isinstance(exc, sqlite3.ProgrammingError):
-        return ServiceUnavailable(f"sqlite unavailable: {exc}")
+        return unavailable("sqlite", "the connection is closed")
     if isinstance(exc, sqlite3.Error | OSError):
-        return SpaceCloudError(f"sqlite error: {exc}")
+        return internal("sqlite", exc)
     return None
 
 
@@ -80,14 +96,14 @@ class SQLiteDriver:
     async def connect(self) -> None:
         if self._folder_missing():
             # checked here: a failed aiosqlite.connect leaves its worker thread posting to the loop
-            raise ServiceUnavailable(f"sqlite unavailable: the directory of {self.path!r} does not exist")
+            raise unavailable("sqlite", f"the directory of {self.path!r} does not exist")
         try:
             if self._writer is None:
                 self._writer = await self._open()
             if self._reader is None:
                 self._reader = self._writer if self.memory else await self._open()
         except Exception as exc:
-            raise (map_error(exc) or ServiceUnavailable(f"sqlite unavailable: {exc}")) from exc
+            raise (map_error(exc) or unavailable("sqlite", os_reason(exc))) from exc
 
     async def close(self) -> None:
         writer, reader = self._writer, self._reader

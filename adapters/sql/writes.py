@@ -94,7 +94,7 @@ async def update(conn: Conn, d: Dialect, layout: Layout, op: str, find: Doc, upd
     sql = f"UPDATE {layout.sql} SET {sets} WHERE {d.q('id')} = {d.placeholder(n + 1)}"
     changes, batch = [], []
     for doc, previous in rows:
-        new = apply_update(doc, upd)
+        new = check_doc(apply_update(doc, upd), "id")  # e.g. a $rename deeper than reads can go, $inc past 64 bits
         values = layout.encode(d, new)
         version = _version(layout, previous)
         row: list[Any] = [values[c] for c in names]
