@@ -132,11 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         settings["machine CPU busy just before each run (other work)"] = (
             f"median {statistics.median(ctx.background):.0%}, max {max(ctx.background):.0%}")
     machine = machine_info()
-    (results / "run.json").write_text(json.dumps({"settings": settings, "machine": machine,
+    when = time.strftime("%Y-%m-%d %H:%M %Z")
+    (results / "run.json").write_text(json.dumps({"settings": settings, "machine": machine, "when": when,
                                                   "parts": [s.key for s in sections],
                                                   "docs": str(ctx.docs)}, indent=1))
     out = report.write(sections, machine=machine, settings=settings, out=ctx.docs / "benchmarks.md",
-                       order=part_titles(), keep=ctx.docs == DOCS)
+                       order=part_titles(), keep=ctx.docs == DOCS, when=when)
     ctx.log(f"wrote {out}")
     for s in sections:
         for g in s.goals:
@@ -168,7 +169,7 @@ def rewrite(results: Path) -> int:
         sections.append(Section(**d))
     docs = Path(run["docs"])
     out = report.write(sections, machine=run["machine"], settings=run["settings"], out=docs / "benchmarks.md",
-                       order=part_titles(), keep=docs == DOCS)
+                       order=part_titles(), keep=docs == DOCS, when=run.get("when"))
     print(f"wrote {out}")
     return 0
 

@@ -97,6 +97,11 @@ def _measured_line(when: str, settings: dict[str, str]) -> str:
     return f"_Measured {when}; " + ", ".join(f"{k}: {v}" for k, v in settings.items()) + "._"
 
 
+GENERATED = ("Goals", "Machine", "How to run")
+ALL_TITLES: list[str] = []
+"""Every part's title (set by bench/main.py): a section of the report with another title was added by hand."""
+
+
 def read_kept(path: Path, titles: Sequence[str]) -> dict[str, Kept]:
     """The sections (and their rows of the goals table) of the parts named `titles` in an earlier report.
 
@@ -117,7 +122,9 @@ def read_kept(path: Path, titles: Sequence[str]) -> dict[str, Kept]:
     for line in text:
         if line.startswith("## "):
             title = line[3:].strip()
-            current = Kept(title, []) if title in titles else None
+            hand_written = title not in GENERATED and not title.startswith("Profiling notes") and not any(
+                title == t for t in ALL_TITLES)
+            current = Kept(title, []) if title in titles or hand_written else None
             if current is not None:
                 kept[title] = current
             continue
@@ -128,18 +135,21 @@ def read_kept(path: Path, titles: Sequence[str]) -> dict[str, Kept]:
             k.body.pop(0)
         while k.body and not k.body[-1].strip():
             k.body.pop()
-        if legacy and not (k.body and k.body[0].startswith("_Measured ")):
+        if legacy and k.title in titles and not (k.body and k.body[0].startswith("_Measured ")):
             k.body[:0] = [legacy, ""]
         k.goal_rows = [ln for ln in text if ln.startswith(f"| {k.title} |")]
     return kept
 
 
 def write(sections: Sequence[Section], *, machine: dict[str, str], settings: dict[str, str],
-          out: Path = DOCS / "benchmarks.md", order: Sequence[str] = (), keep: bool = False) -> Path:
+          out: Path = DOCS / "benchmarks.md", order: Sequence[str] = (), keep: bool = False,
+          when: str | None = None) -> Path:
     """Write the report. `order`: the titles of every part in report order; with `keep`, the parts of
-    `order` that this run did not measure keep their section (and goals) from the report already at `out`."""
-    now = time.strftime("%Y-%m-%d %H:%M %Z")
+    `order` that this run did not measure keep their section (and goals) from the report already at `out`.
+    `when`: the time the run measured (default: now)."""
+    now = when or time.strftime("%Y-%m-%d %H:%M %Z")
     measured = {s.title for s in sections}
+    ALL_TITLES[:] = list(order)
     kept = read_kept(out, [t for t in order if t not in measured]) if keep else {}
     items: list[Section | Kept] = []
     by_title = {s.title: s for s in sections}
@@ -197,6 +207,9 @@ def write(sections: Sequence[Section], *, machine: dict[str, str], settings: dic
     lines += HOW_TO_RUN
     if PROFILING_NOTES.exists():
         lines += ["", PROFILING_NOTES.read_text().rstrip(), ""]
+    for title, k in kept.items():  # sections written by hand into the report itself: kept at the end
+        if title not in order:
+            lines += [f"## {title}", "", *k.body, ""]
     out.write_text("\n".join(lines).rstrip() + "\n")
     return out
 
