@@ -83,7 +83,7 @@ def build(kind: str, col: str, body: dict[str, Any], id_field: str) -> DbRequest
         return DbRequest(col=col, op=op, doc=doc)
     if kind == "aggr":
         pipe = body.get("pipe")
-        validate_pipeline(pipe)
+        validate_pipeline(pipe, id_field=id_field)
         assert isinstance(pipe, list)
         return DbRequest(col=col, op=op, pipe=pipe)
     find = _object(body, "find")
