@@ -7,6 +7,12 @@ The write rule (what a 504 for a write means, docs/operations.md): under a deadl
 with a COMMIT the adapter sends itself (never a lone autocommitted statement, whose bytes could reach
 the database after the deadline, e.g. from a stalled proxy), and `before_commit()` refuses to send it
 once the deadline has passed: the transaction is rolled back instead.
+
+Each statement is given what is left as its own timeout (`statement_budget`), and is cancelled in
+the database when that passes: PostgreSQL through asyncpg's `timeout=` (a cancel request to the
+server), MariaDB by `SET STATEMENT max_statement_time=… FOR …` (MySQL: `MAX_EXECUTION_TIME` on
+SELECTs), SQLite by `interrupt()`, Mongo by `pymongo.timeout()`. The answer is `Timeout`: "<db>
+statement exceeded its deadline of <s>s".
 """
 
 from __future__ import annotations
@@ -45,3 +51,17 @@ def before_commit() -> None:
     if at is not None and time.monotonic() >= at:
         raise Timeout(f"the deadline passed {time.monotonic() - at:.3g}s before the commit; the write was "
                       "rolled back")
+
+
+def statement_budget(db: str) -> float | None:
+    """Seconds the next statement on `db` may run (None: no deadline); `Timeout` when none are left.
+    SQL drivers give it to each statement as its timeout and cancel the statement when it passes."""
+    left = remaining()
+    if left is not None and left <= 0.001:
+        raise exceeded(db, max(left, 0.0))
+    return left
+
+
+def exceeded(db: str, budget: float) -> Timeout:
+    """The error for a statement that ran out of its `budget` seconds (and was cancelled)."""
+    return Timeout(f"{db} statement exceeded its deadline of {budget:.3g}s")

@@ -69,20 +69,58 @@ def map_error(exc: BaseException) -> SpaceCloudError | None:
     return None
 
 
+_GRACE = 1.0
+"""A statement the server has not stopped a second after its deadline (a stalled network) is
+abandoned, and its connection closed."""
+
+
 class _Conn:
-    def __init__(self, cur: Any) -> None:
+    """Every statement carries what is left of the request's deadline as the server's own limit
+    (MariaDB: `SET STATEMENT max_statement_time=… FOR …`; MySQL: `MAX_EXECUTION_TIME` on SELECTs),
+    so the server stops it; the answer is `Timeout`."""
+
+    def __init__(self, cur: Any, mariadb: bool) -> None:
         self.cur = cur
+        self.mariadb = mariadb
+        self.broken = False
+        """Left in the middle of a statement: the connection must not be reused."""
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        await self.cur.execute(sql, tuple(params) or None)
+        await self._run(sql, tuple(params) or None)
         return list(await self.cur.fetchall())
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        await self.cur.execute(sql, tuple(params) or None)
+        await self._run(sql, tuple(params) or None)
 
     async def executemany(self, sql: str, rows: list[list[Any]]) -> None:
         for row in rows:  # aiomysql's executemany rewrites only INSERT ... VALUES
-            await self.cur.execute(sql, tuple(row))
+            await self._run(sql, tuple(row))
+
+    async def _run(self, sql: str, args: tuple[Any, ...] | None) -> None:
+        budget = deadline.statement_budget("mysql")
+        if budget is None:
+            await self.cur.execute(sql, args)
+            return
+        try:
+            async with asyncio.timeout(budget + _GRACE):
+                await self.cur.execute(self._limited(sql, budget), args)
+        except TimeoutError:
+            self.broken = True
+            raise deadline.exceeded("mysql", budget) from None
+        except pymysql.err.MySQLError as exc:
+            if exc.args and exc.args[0] in _TIMED_OUT:
+                raise deadline.exceeded("mysql", budget) from None
+            raise
+        except BaseException:
+            self.broken = True  # cancelled mid-statement
+            raise
+
+    def _limited(self, sql: str, budget: float) -> str:
+        if self.mariadb:
+            return f"SET STATEMENT max_statement_time={budget:.6f} FOR {sql}"
+        if sql.startswith("SELECT "):
+            return f"SELECT /*+ MAX_EXECUTION_TIME({max(1, int(budget * 1000))}) */ {sql[7:]}"
+        return sql
 
 
 class MySQLDriver:
@@ -120,21 +158,32 @@ class MySQLDriver:
     async def _acquire(self, tx: bool) -> AsyncIterator[_Conn]:
         await self.connect()
         with translated(map_error):
-            async with self._pool.acquire() as con:
-                try:
-                    if tx:
-                        await con.begin()
-                    async with con.cursor() as cur:
-                        yield _Conn(cur)
-                    deadline.before_commit()
-                    await con.commit()
-                except BaseException as exc:
-                    if _gone(exc):
-                        con.close()
-                    else:
-                        with suppress(Exception):
-                            await con.rollback()
+            budget = deadline.statement_budget("mysql")
+            try:
+                async with asyncio.timeout(budget):
+                    con = await self._pool.acquire()
+            except TimeoutError:
+                if budget is None:
                     raise
+                raise Timeout(f"mysql: no connection came free before the deadline ({budget:.3g}s)") from None
+            conn: _Conn | None = None
+            try:
+                if tx:
+                    await con.begin()
+                conn = _Conn(await con.cursor(), "mariadb" in str(con.get_server_info()).lower())
+                yield conn
+                await conn.cur.close()
+                deadline.before_commit()
+                await con.commit()
+            except BaseException as exc:
+                if _gone(exc) or (conn is not None and conn.broken):
+                    con.close()
+                else:
+                    with suppress(Exception):
+                        await con.rollback()
+                raise
+            finally:
+                self._pool.release(con)
 
     def transaction(self) -> Any:
         return self._acquire(True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -35,6 +35,9 @@ _UNAVAILABLE = {"28P01": "authentication failed", "28000": "authentication faile
                 "53100": "the disk is full", "53200": "out of memory",
                 "57P01": "the server was shut down", "57P02": "the server crashed",
                 "57P03": "the server is starting up or shutting down"}
+
+
+T = TypeVar("T")
 
 
 def map_error(exc: BaseException) -> SpaceCloudError | None:
@@ -83,17 +86,30 @@ async def _reset(conn: Any) -> None:
         await conn.execute("ROLLBACK")
 
 class _Conn:
+    """Every statement gets what is left of the request's deadline as asyncpg's `timeout=`: when it
+    passes, asyncpg has the server cancel the statement, and the answer is `Timeout`."""
+
     def __init__(self, con: Any) -> None:
         self.con = con
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in await self.con.fetch(sql, *params)]
+        return [tuple(r) for r in await self._run(self.con.fetch, sql, *params)]
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        await self.con.execute(sql, *params)
+        await self._run(self.con.execute, sql, *params)
 
     async def executemany(self, sql: str, rows: list[list[Any]]) -> None:
-        await self.con.executemany(sql, rows)
+        await self._run(self.con.executemany, sql, rows)
+
+    @staticmethod
+    async def _run(call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        budget = deadline.statement_budget("postgres")
+        if budget is None:
+            return await call(*args)
+        try:
+            return await call(*args, timeout=budget)
+        except TimeoutError:
+            raise deadline.exceeded("postgres", budget) from None
 
 
 class PostgresDriver:
@@ -125,13 +141,22 @@ class PostgresDriver:
     async def _acquire(self, tx: bool) -> AsyncIterator[_Conn]:
         await self.connect()
         with translated(map_error):
-            async with self._pool.acquire() as con:
+            budget = deadline.statement_budget("postgres")
+            try:
+                con = await self._pool.acquire(timeout=budget)
+            except TimeoutError:
+                if budget is None:
+                    raise
+                raise Timeout(f"postgres: no connection came free before the deadline ({budget:.3g}s)") from None
+            try:
                 if tx:
                     async with con.transaction():
                         yield _Conn(con)
                         deadline.before_commit()
                 else:
                     yield _Conn(con)
+            finally:
+                await self._pool.release(con)
 
     def transaction(self) -> Any:
         return self._acquire(True)

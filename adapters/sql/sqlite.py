@@ -56,18 +56,40 @@ async def _run(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -
 
 
 class _Conn:
+    """Every statement is interrupted (`sqlite3_interrupt`) when the request's deadline passes, and
+    the answer is `Timeout`; an interrupted write rolls its whole transaction back."""
+
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self.db.execute(sql, tuple(params)) as cur:
+        async with self._bounded(), self.db.execute(sql, tuple(params)) as cur:
             return [tuple(r) for r in await cur.fetchall()]
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        await _run(self.db, sql, params)
+        async with self._bounded():
+            await _run(self.db, sql, params)
 
     async def executemany(self, sql: str, rows: list[list[Any]]) -> None:
-        await self.db.executemany(sql, [tuple(r) for r in rows])
+        async with self._bounded():
+            await self.db.executemany(sql, [tuple(r) for r in rows])
+
+    @asynccontextmanager
+    async def _bounded(self) -> AsyncIterator[None]:
+        budget = deadline.statement_budget("sqlite")
+        if budget is None:
+            yield
+            return
+        # sqlite3's interrupt() may be called from any thread (aiosqlite's interrupt() calls it directly)
+        timer = asyncio.get_running_loop().call_later(budget, self.db._conn.interrupt)
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc).lower():
+                raise deadline.exceeded("sqlite", budget) from None
+            raise
+        finally:
+            timer.cancel()
 
 
 class SQLiteDriver:
@@ -117,14 +139,23 @@ class SQLiteDriver:
     async def _use(self, tx: bool) -> AsyncIterator[_Conn]:
         await self.connect()
         lock = self._wlock if tx or self.memory else self._rlock
-        async with lock:
+        budget = deadline.statement_budget("sqlite")
+        try:
+            async with asyncio.timeout(budget):
+                await lock.acquire()
+        except TimeoutError:
+            if budget is None:
+                raise
+            raise Timeout(f"sqlite: the connection stayed busy past the deadline ({budget:.3g}s)") from None
+        try:
             db = self._writer if tx else self._reader
             assert db is not None
+            conn = _Conn(db)
             with translated(map_error):
                 if tx:
-                    await _run(db, "BEGIN IMMEDIATE")
+                    await conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield _Conn(db)
+                    yield conn
                     if tx:
                         deadline.before_commit()
                         await _run(db, "COMMIT")
@@ -133,6 +164,8 @@ class SQLiteDriver:
                         with suppress(Exception):
                             await _run(db, "ROLLBACK")
                     raise
+        finally:
+            lock.release()
 
     def transaction(self) -> Any:
         return self._use(True)
