@@ -65,3 +65,10 @@ def statement_budget(db: str) -> float | None:
 def exceeded(db: str, budget: float) -> Timeout:
     """The error for a statement that ran out of its `budget` seconds (and was cancelled)."""
     return Timeout(f"{db} statement exceeded its deadline of {budget:.3g}s")
+
+
+def rolled_back(exc: Timeout) -> Timeout:
+    """`exc`, met by a write, saying that the write was rolled back (nothing of it is committed)."""
+    if "rolled back" in exc.message:
+        return exc
+    return Timeout(f"{exc.message}; the write was rolled back")

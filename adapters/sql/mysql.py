@@ -155,17 +155,21 @@ class MySQLDriver:
             await pool.wait_closed()
 
     @asynccontextmanager
-    async def _acquire(self, tx: bool) -> AsyncIterator[_Conn]:
+    async def _acquire(self, tx: bool, *, write: bool = False) -> AsyncIterator[_Conn]:
         await self.connect()
+        write = write or tx
         with translated(map_error):
-            budget = deadline.statement_budget("mysql")
             try:
-                async with asyncio.timeout(budget):
-                    con = await self._pool.acquire()
-            except TimeoutError:
-                if budget is None:
-                    raise
-                raise Timeout(f"mysql: no connection came free before the deadline ({budget:.3g}s)") from None
+                budget = deadline.statement_budget("mysql")
+                try:
+                    async with asyncio.timeout(budget):
+                        con = await self._pool.acquire()
+                except TimeoutError:
+                    if budget is None:
+                        raise
+                    raise Timeout(f"mysql: no connection came free before the deadline ({budget:.3g}s)") from None
+            except Timeout as exc:
+                raise (deadline.rolled_back(exc) if write else exc) from None
             conn: _Conn | None = None
             try:
                 if tx:
@@ -181,6 +185,8 @@ class MySQLDriver:
                 else:
                     with suppress(Exception):
                         await con.rollback()
+                if write and isinstance(exc, Timeout):
+                    raise deadline.rolled_back(exc) from None
                 raise
             finally:
                 self._pool.release(con)
@@ -192,7 +198,7 @@ class MySQLDriver:
         return self._acquire(False)
 
     def statement(self) -> Any:
-        return self._acquire(False)  # autocommit is off: the statement is committed on release
+        return self._acquire(False, write=True)  # autocommit is off: the statement is committed on release
 
     async def table_columns(self, conn: Any, table: str, schema: str | None = None) -> dict[str, str]:
         rows = await conn.fetch(

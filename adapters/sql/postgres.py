@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
@@ -85,6 +86,30 @@ async def _reset(conn: Any) -> None:
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
 
+_ROLLBACK_GRACE = 1.0
+
+
+@asynccontextmanager
+async def _transaction(con: Any) -> AsyncIterator[None]:
+    """BEGIN ... COMMIT; on an error ROLLBACK, and when that does not answer within a second (the
+    connection stalled: the statement that timed out may still hold it) the connection is closed,
+    which rolls the transaction back on the server."""
+    tr = con.transaction()
+    await tr.start()
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            async with asyncio.timeout(_ROLLBACK_GRACE):
+                await tr.rollback()
+        except Exception:
+            con.terminate()
+        if isinstance(exc, Timeout):
+            raise deadline.rolled_back(exc) from None
+        raise
+    await tr.commit()
+
+
 class _Conn:
     """Every statement gets what is left of the request's deadline as asyncpg's `timeout=`: when it
     passes, asyncpg has the server cancel the statement, and the answer is `Timeout`."""
@@ -141,16 +166,19 @@ class PostgresDriver:
     async def _acquire(self, tx: bool) -> AsyncIterator[_Conn]:
         await self.connect()
         with translated(map_error):
-            budget = deadline.statement_budget("postgres")
             try:
-                con = await self._pool.acquire(timeout=budget)
-            except TimeoutError:
-                if budget is None:
-                    raise
-                raise Timeout(f"postgres: no connection came free before the deadline ({budget:.3g}s)") from None
+                budget = deadline.statement_budget("postgres")
+                try:
+                    con = await self._pool.acquire(timeout=budget)
+                except TimeoutError:
+                    if budget is None:
+                        raise
+                    raise Timeout(f"postgres: no connection came free before the deadline ({budget:.3g}s)") from None
+            except Timeout as exc:
+                raise (deadline.rolled_back(exc) if tx else exc) from None
             try:
                 if tx:
-                    async with con.transaction():
+                    async with _transaction(con):
                         yield _Conn(con)
                         deadline.before_commit()
                 else:

@@ -139,14 +139,18 @@ class SQLiteDriver:
     async def _use(self, tx: bool) -> AsyncIterator[_Conn]:
         await self.connect()
         lock = self._wlock if tx or self.memory else self._rlock
-        budget = deadline.statement_budget("sqlite")
+        try:
+            budget = deadline.statement_budget("sqlite")
+        except Timeout as exc:
+            raise (deadline.rolled_back(exc) if tx else exc) from None
         try:
             async with asyncio.timeout(budget):
                 await lock.acquire()
         except TimeoutError:
             if budget is None:
                 raise
-            raise Timeout(f"sqlite: the connection stayed busy past the deadline ({budget:.3g}s)") from None
+            busy = Timeout(f"sqlite: the connection stayed busy past the deadline ({budget:.3g}s)")
+            raise (deadline.rolled_back(busy) if tx else busy) from None
         try:
             db = self._writer if tx else self._reader
             assert db is not None
@@ -159,10 +163,12 @@ class SQLiteDriver:
                     if tx:
                         deadline.before_commit()
                         await _run(db, "COMMIT")
-                except BaseException:
+                except BaseException as exc:
                     if tx:
                         with suppress(Exception):
                             await _run(db, "ROLLBACK")
+                        if isinstance(exc, Timeout):
+                            raise deadline.rolled_back(exc) from None
                     raise
         finally:
             lock.release()
