@@ -116,7 +116,10 @@ def test_the_generator_writes_stubs_and_tells_stale_ones(tmp_path: Path) -> None
 def test_the_wheel_carries_generated_stubs(tmp_path: Path) -> None:
     """`pip install .` on a fresh machine serves gRPC without grpcio-tools: the build generates the stubs."""
     src = tmp_path / "src"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: the repository's files cannot be told from generated ones")
+    files = listed.stdout
     for name in filter(None, files.decode().split("\0")):
         if (ROOT / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
