@@ -58,6 +58,18 @@ def check_number(value: Any, where: str) -> None:
         raise InvalidQuery(f"non-finite number in {where}")
 
 
+def check_nesting(value: Any, where: str, level: int = 0) -> None:
+    """`value` (a document: level 1) nests at most `MAX_DOC_DEPTH` levels and holds no number beyond
+    64 bits; values of other types are not looked at."""
+    if isinstance(value, dict | list):
+        if level >= MAX_DOC_DEPTH:
+            raise InvalidQuery(f"{where} is nested deeper than {MAX_DOC_DEPTH} levels")
+        for item in value.values() if isinstance(value, dict) else value:
+            check_nesting(item, where, level + 1)
+    elif isinstance(value, int | float):
+        check_number(value, where)
+
+
 def result_number(value: Any, where: str) -> Any:
     """An aggregation result, refused when it overflowed (e.g. a `$sum` beyond 64-bit integers)."""
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -22,7 +22,7 @@ from adapters import deadline
 from adapters.base import Change, Doc, ReadOptions, WriteRequest, WritesAsBatch
 from adapters.clock import new_id, next_version
 from adapters.documents import check_doc
-from adapters.limits import check_write_size, result_number
+from adapters.limits import check_nesting, check_write_size, result_number
 from adapters.mongo_errors import mongo_errors
 from adapters.names import VERSION_FIELD, check_collection
 from adapters.namespaces import check_namespace, configured, explicit_table, mongo_database, mongo_prefix
@@ -70,8 +70,13 @@ def _bounded() -> Iterator[None]:
 def _would_store(doc: Doc, update: Doc) -> None:
     """Refuse an update whose result could not be stored or read back on every database (nested
     deeper than `MAX_DOC_DEPTH`, a number beyond 64 bits, an operator on the wrong type), with the
-    same errors as SQL, before Mongo sees it."""
-    check_doc(apply_update(doc, update), "_id")
+    same errors as SQL, before Mongo sees it. Documents holding values no JSON document has
+    (ObjectIds, dates: written by other tools) are left to Mongo."""
+    try:
+        after = apply_update(doc, update)
+    except TypeError:  # compare() met a BSON value
+        return
+    check_nesting(after, "the updated document")
 
 
 def _restore(c: Any, before: Doc) -> Undo:

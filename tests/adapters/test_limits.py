@@ -210,3 +210,25 @@ async def test_documents_as_deep_as_reads_handle_are_kept_and_deeper_ones_refuse
     assert backend.norm(got)["meta"] == {"deep": nest(MAX_DOC_DEPTH - 2)}
     await a.update(col, "one", {backend.id: "b"}, {"$unset": {"meta": ""}})
     await _unchanged(backend, col)
+
+
+@pytest.mark.parametrize("name", ["mongo-fake", "mongo-nx"])
+async def test_mongo_documents_other_tools_wrote_still_update(
+    name: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    """The check of an update's result looks at depth and numbers only: a BSON value (an ObjectId,
+    a date) written by another tool is left to Mongo."""
+    import datetime as dt
+    import uuid
+
+    from bson import ObjectId
+
+    from tests.adapters.conftest import open_backend
+
+    conn = f"mongomock://{uuid.uuid4().hex}" if name == "mongo-fake" else request.getfixturevalue("nx_mongo_url")
+    async with open_backend(name, tmp_path, conn=conn) as b:
+        col = b.col()
+        c = await b.adapter._col(col)  # type: ignore[attr-defined]
+        await c.insert_many([{"_id": "x", "oid": ObjectId(), "at": dt.datetime(2024, 1, 1), "n": 1, "_v": 1}])
+        changes = await b.adapter.update(col, "one", {"_id": "x"}, {"$inc": {"n": 1}})
+        assert changes[0].doc is not None and changes[0].doc["n"] == 2
