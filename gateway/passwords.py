@@ -47,7 +47,7 @@ class Passwords:
         self._hash = _Lane(hash_slots, max_waiting)
         self._per_client = per_client
         self._in_flight: Counter[str] = Counter()
-        self._dummy = self._hasher.hash(DUMMY_PASSWORD)
+        self._dummy: str | None = None
 
     def _enter(self, client: str) -> None:
         if client and self._in_flight[client] >= self._per_client:
@@ -70,12 +70,16 @@ class Passwords:
         """True if `password` matches `stored`; with no stored hash a dummy one is checked (same cost, False)."""
         self._enter(client)
         try:
-            ok = bool(await self._verify.run(self._check, stored or self._dummy, password))
+            ok = bool(await self._verify.run(self._check, stored or "", password))
         finally:
             self._leave(client)
         return ok and stored is not None
 
     def _check(self, stored: str, password: str) -> bool:
+        if not stored:  # no such account: the same argon2 work against a hash made once
+            if self._dummy is None:
+                self._dummy = self._hasher.hash(DUMMY_PASSWORD)
+            stored = self._dummy
         try:
             return bool(self._hasher.verify(stored, password))
         except (VerifyMismatchError, VerificationError, InvalidHashError):
