@@ -139,7 +139,7 @@ async def test_a_write_slow_in_the_database_is_timeout_and_not_committed(name: s
                      WriteRequest("create", col, "one", {"id": "late2"})]),
         ):
             started = time.monotonic()
-            with within(0.5), pytest.raises(Timeout, match="exceeded its deadline .*; the write was rolled back"):
+            with within(0.5), pytest.raises(Timeout, match=r"exceeded its deadline .*; the write was rolled back"):
                 await write
             assert time.monotonic() - started < 10
         assert await a.read(col, "all", {}, R) == [{"id": "before"}]
