@@ -91,8 +91,10 @@ class Database:
 
     async def _connect(self) -> Adapter:
         spec = self.spec
-        adapter = create_adapter(spec.type, spec.conn, namespace=spec.project, collections=spec.typed_collections(),
-                                 database=spec.database or spec.project)
+        # every collection's config (typed `fields`, an explicit `table:`); the Mongo database as configured
+        # (None: the adapter derives one from the namespace, hashed when the project id cannot be one)
+        adapter = create_adapter(spec.type, spec.conn, namespace=spec.project, collections=spec.collections,
+                                 database=spec.database)
         try:
             async with asyncio.timeout(self.connect_timeout):
                 await adapter.connect()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,22 @@ async def test_worker_refuses_malformed_requests(tmp_path: Path, nats_url: str) 
     finally:
         await worker.stop()
     await asyncio.sleep(0)
+
+
+async def test_a_collections_table_option_reaches_the_adapter(tmp_path: Path, nats_url: str) -> None:
+    """`table:` keeps a table made before namespaces: the worker hands every collection's config over."""
+    path = tmp_path / "legacy.db"
+    with sqlite3.connect(path) as db:  # as the first round made it: no namespace prefix
+        db.execute('CREATE TABLE "todos" ("id" TEXT PRIMARY KEY, "doc" TEXT NOT NULL, "_v" INTEGER NOT NULL)')
+        db.execute('INSERT INTO "todos" VALUES (?, ?, ?)', ("old", '{"text": "from before"}', 1))
+    allow = {op: {"rule": "allow"} for op in ("create", "read")}
+    cfg = parse(project_config("legacy", crud={"sqlite": {"type": "sqlite", "conn": str(path), "collections": {
+        "todos": {"table": "todos", "rules": allow}}}}), env={})
+    worker = DbWorker(nats_url, databases=cfg.databases())
+    await worker.start()
+    try:
+        async with gateway(cfg, nats_url) as gw, httpx.AsyncClient(base_url=gw.url, timeout=10) as http:
+            r = await http.post("/v1/api/legacy/crud/sqlite/todos/read", json={"find": {}})
+            assert r.status_code == 200 and r.json()["result"] == [{"id": "old", "text": "from before"}], r.text
+    finally:
+        await worker.stop()
