@@ -16,7 +16,3 @@ class DatabaseSpec:
     """As the adapter registry reads it (the config layer resolved relative SQLite paths)."""
     collections: dict[str, Any] = field(default_factory=dict)
     database: str | None = None
-
-    def typed_collections(self) -> dict[str, dict[str, Any]]:
-        """The collections declared as typed SQL tables (with `fields`)."""
-        return {name: spec for name, spec in self.collections.items() if isinstance(spec, dict) and spec.get("fields")}
