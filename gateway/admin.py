@@ -34,20 +34,21 @@ class Admin:
         self.security = security
         self.failures = FailedSignIns()
 
-    def login(self, body: dict[str, Any]) -> dict[str, Any]:
+    def login(self, body: dict[str, Any], *, client: str = "") -> dict[str, Any]:
+        """Back-off after failures is per (client, user): nobody can lock the admin out from elsewhere."""
         user, password = body.get("user"), body.get("pass")
         if not isinstance(user, str) or not isinstance(password, str):
             raise BadRequest("`user` and `pass` must be strings")
         admin = self.core.config.admin
         if not admin.password:
             raise Unauthorized("admin login is disabled: set admin.users[0].pass (or ADMIN_PASS)")
-        self.failures.check(user)
+        self.failures.check(user, client)
         ok_user = hmac.compare_digest(user.encode(), admin.user.encode())
         ok_pass = hmac.compare_digest(password.encode(), admin.password.encode())
         if not (ok_user and ok_pass):
-            self.failures.failed(user)
+            self.failures.failed(user, client)
             raise Unauthorized("Invalid credentials provided")
-        self.failures.succeeded(user)
+        self.failures.succeeded(user, client)
         token = tokens.issue_admin(user, secret=self.security.admin_secret)
         return {"token": token, "projects": list(self.core.config.projects)}
 
@@ -119,7 +120,7 @@ class Admin:
     # -- HTTP routes (`/v1/api/config/...`) ----------------------------------------------------
 
     async def http_login(self, request: Request) -> dict[str, Any]:
-        return self.login(await request.json(self.core.settings.max_body_bytes))
+        return self.login(await request.json(self.core.settings.max_body_bytes), client=request.client)
 
     async def http_projects(self, request: Request) -> dict[str, Any]:
         self.check(request)

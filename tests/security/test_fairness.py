@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from common.errors import TooManyAttempts
+from common.errors import TooManyAttempts, Unauthorized
 from gateway.passwords import FailedSignIns, Passwords
 
 
@@ -74,3 +74,22 @@ def test_one_client_guessing_many_accounts_is_slowed_too() -> None:
     with pytest.raises(TooManyAttempts):
         failures.check("fresh@example.com", "sprayer")
     failures.check("fresh@example.com", "someone-else")
+
+
+async def test_failed_admin_logins_from_one_client_do_not_lock_the_admin_out(nats_url: str) -> None:
+    from gateway.admin import Admin
+    from gateway.config import parse
+    from gateway.core import Core
+    from gateway.security import Security
+    from tests.support.servers import project_config
+
+    cfg = parse(project_config("adm", admin={"users": [{"user": "root", "pass": "right-password"}],
+                                             "secret": "admin-secret-0123456789-0123456789"}), env={})
+    core = Core(cfg, nats_url=nats_url)
+    admin = Admin(core, Security(core))
+    for _ in range(6):
+        with pytest.raises((Unauthorized, TooManyAttempts)):
+            admin.login({"user": "root", "pass": "guess"}, client="attacker")
+    with pytest.raises(TooManyAttempts):
+        admin.login({"user": "root", "pass": "right-password"}, client="attacker")
+    assert admin.login({"user": "root", "pass": "right-password"}, client="the-admin")["token"]
