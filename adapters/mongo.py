@@ -9,6 +9,7 @@ nothing, but not isolated from concurrent readers).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import replace
@@ -22,6 +23,7 @@ from adapters import deadline
 from adapters.base import Change, Doc, ReadOptions, WriteRequest, WritesAsBatch
 from adapters.clock import new_id, next_version
 from adapters.documents import check_doc
+from adapters.indexes import declared
 from adapters.limits import check_nesting, check_write_size, result_number
 from adapters.mongo_errors import mongo_errors
 from adapters.names import VERSION_FIELD, check_collection
@@ -29,8 +31,9 @@ from adapters.namespaces import check_namespace, configured, explicit_table, mon
 from adapters.query import validate_find, validate_options, validate_pipeline, validate_update
 from adapters.updates import apply_update, current_date, upsert_doc
 from adapters.values import compare, equal
-from common.errors import Conflict, InvalidQuery, NotFound, ServiceUnavailable, Timeout
+from common.errors import Conflict, InvalidQuery, NotFound, ServiceUnavailable, SpaceCloudError, Timeout
 
+log = logging.getLogger("space_cloud.adapters")
 Undo = Callable[[], Awaitable[None]]
 V = VERSION_FIELD
 _TIMEOUTS: dict[str, Any] = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000}
@@ -125,6 +128,8 @@ class MongoAdapter(WritesAsBatch):
         self.transactions = False
         self._timeouts = {k: v for k, v in _TIMEOUTS.items() if k not in uri.get("options", {})}
         self._client: Any = None
+        self._indexed: set[str] = set()
+        """Collections whose declared indexes were made by this adapter."""
 
     async def connect(self) -> None:
         if self._client is not None:
@@ -154,6 +159,7 @@ class MongoAdapter(WritesAsBatch):
         c = await self._col(col)
         with mongo_errors():
             await c.drop()
+        self._indexed.discard(self.collection_name(col))
 
     def collection_name(self, col: str) -> str:
         """The Mongo collection that holds `col` (its `table:` option, else `col` in the namespace)."""
@@ -166,7 +172,27 @@ class MongoAdapter(WritesAsBatch):
     async def _col(self, col: str) -> Any:
         name = self.collection_name(col)
         await self.connect()
-        return self._client[self.database][name]
+        c = self._client[self.database][name]
+        if name not in self._indexed:
+            await self._make_indexes(col, c)
+            self._indexed.add(name)
+        return c
+
+    async def _make_indexes(self, col: str, c: Any) -> None:
+        """The indexes `col`'s config declares (`indexes:`), made once per collection and process; a
+        failure is logged and leaves the collection as it is."""
+        try:
+            wanted = declared(self.collections, self.kind, col)
+        except InvalidQuery as exc:
+            log.warning("%s: %s: no indexes", col, exc.message)
+            return
+        for index in wanted:
+            try:
+                with mongo_errors():
+                    await c.create_index([(path, pymongo.ASCENDING) for path in index],
+                                         name="sc_ix_" + "__".join(index))
+            except SpaceCloudError as exc:
+                log.warning("%s: the index on %s could not be made: %s", col, ", ".join(index), exc.message)
 
     async def read(self, col: str, op: str, find: Doc, options: ReadOptions) -> Any:
         o = options

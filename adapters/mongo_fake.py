@@ -124,6 +124,13 @@ class FakeCollection:
     async def drop(self) -> None:
         self._col.drop()
 
+    async def create_index(self, keys: list[tuple[str, int]], *, name: str | None = None, **kw: Any) -> str:
+        with _as_pymongo():
+            return str(self._col.create_index(keys, name=name, **kw))
+
+    async def index_information(self) -> dict[str, Any]:
+        return dict(self._col.index_information())
+
 
 class FakeDatabase:
     def __init__(self, db: Any) -> None:

@@ -22,8 +22,11 @@ from typing import Any
 
 import yaml
 
+from adapters.indexes import Index
+from adapters.indexes import parse as parse_indexes
 from adapters.names import collection_key
 from adapters.registry import sqlite_path
+from common.errors import InvalidQuery
 from gateway.rules import crud_rule, function_rule, validate_rule
 from mesh.subjects import NAME_RE
 from worker.spec import DatabaseSpec
@@ -57,12 +60,15 @@ class ConfigError(ValueError):
 
 @dataclass
 class CollectionConfig:
-    """`modules.crud.<alias>.collections.<name>`: realtime, rules per operation, typed fields."""
+    """`modules.crud.<alias>.collections.<name>`: realtime, rules per operation, typed fields, indexes."""
 
     name: str
     realtime: bool = True
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     fields: dict[str, Any] | None = None
+    indexes: list[Index] = field(default_factory=list)
+    """Indexes on document paths (`indexes: [userId, [userId, done]]`), made by the db worker
+    (`adapters.indexes`)."""
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -342,9 +348,13 @@ def _collection(name: str, spec: Any, where: str) -> CollectionConfig:
     fields_ = spec.get("fields")
     if fields_ is not None and not isinstance(fields_, dict):
         raise ConfigError(f"{where}.fields: must be a mapping of field to type")
+    try:
+        indexes = parse_indexes(spec["indexes"], f"{where}.indexes") if spec.get("indexes") is not None else []
+    except InvalidQuery as exc:
+        raise ConfigError(exc.message) from None
     raw = {**spec, "rules": rules}  # one rules dict, seen through `rules` and through `raw`
     return CollectionConfig(name=name, realtime=bool(spec.get("isRealtimeEnabled", name != USERS)), rules=rules,
-                            fields=fields_, raw=raw)
+                            fields=fields_, indexes=indexes, raw=raw)
 
 
 def _check_rules(crud: dict[str, DbConfig], functions: dict[str, Any], where: str) -> None:

@@ -14,7 +14,7 @@ from adapters.limits import check_write_size
 from adapters.names import VERSION_FIELD, check_collection, collection_key
 from adapters.namespaces import Place, check_namespace, configured, explicit_table, sql_place
 from adapters.query import validate_find, validate_options, validate_pipeline, validate_update
-from adapters.sql import writes
+from adapters.sql import indexes, writes
 from adapters.sql.compiler import Compiler, Params
 from adapters.sql.driver import Conn, Driver
 from adapters.sql.layout import (
@@ -89,6 +89,7 @@ class SqlAdapter(WritesAsBatch):
             async with self.driver.reader() as conn:
                 found = await self._discover(conn, col, create=False)
             if found is not None:
+                await indexes.prepare(self, found)  # the indexes its config declares
                 self._layouts[key] = found
             return found
         async with self._ddl:
@@ -97,6 +98,7 @@ class SqlAdapter(WritesAsBatch):
                     made = await self._create(col)
                 except Conflict:  # two processes created the table (or schema) at once
                     made = await self._create(col)
+                await indexes.prepare(self, made)
                 self._layouts[key] = made
             return self._layouts[key]
 
@@ -119,7 +121,8 @@ class SqlAdapter(WritesAsBatch):
         config = self._config(col)
         place = self.place(col)
         sql = self._sql(place)
-        cols = await self.driver.table_columns(conn, place.table, place.schema)
+        cols = {c: t for c, t in (await self.driver.table_columns(conn, place.table, place.schema)).items()
+                if not indexes.is_index_column(c)}
         if config is not None and config.get("fields"):
             fields = declared_fields(config)
             if not cols:

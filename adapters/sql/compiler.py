@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.base import Doc
+from adapters.sql import indexes
 from adapters.sql.dialect import Dialect
 from adapters.sql.layout import Ref, parse_datetime
 from adapters.values import TypeClass, type_class
@@ -77,12 +78,14 @@ class Compiler:
         # test in COALESCE because NULL (a missing field) must count as "not equal".
         if op == "$ne":
             return f"NOT COALESCE({self._eq(ref, arg)}, FALSE)"
-        if op == "$in":
-            return self._in(ref, arg)
+        if op in ("$eq", "$in"):
+            # On an indexed JSON path, a test its index answers goes first (its parameters too, for `?`
+            # placeholders); the exact test implies it, so the result is the same.
+            pre = indexes.prefilter(self.d, ref, op, arg, self.p.add)
+            test = self._eq(ref, arg) if op == "$eq" else self._in(ref, arg)
+            return test if pre is None else f"({pre} AND {test})"
         if op == "$nin":
             return f"NOT COALESCE({self._in(ref, arg)}, FALSE)"
-        if op == "$eq":
-            return self._eq(ref, arg)
         return self._compare(ref, _OPS[op], arg)
 
     def _in(self, ref: Ref, values: list[Any]) -> str:

@@ -30,6 +30,8 @@ class Ref:
     expr: str
     kind: str
     parts: tuple[str, ...] = ()
+    indexed: bool = False
+    """A JSON path an index covers (`adapters.sql.indexes`)."""
 
 
 @dataclass(slots=True)
@@ -41,6 +43,8 @@ class Layout:
     schemaless: bool
     fields: dict[str, str] = field(default_factory=dict)
     has_version: bool = True
+    indexed: frozenset[str] = frozenset()
+    """Document paths covered by an index the adapter made (`adapters.sql.indexes`)."""
 
     @property
     def id_kind(self) -> str:
@@ -52,7 +56,7 @@ class Layout:
         if self.schemaless:
             if path == "id":
                 return Ref(d.q("id"), "string")
-            return Ref(d.q(JSON_DOC), "json", tuple(parts))
+            return Ref(d.q(JSON_DOC), "json", tuple(parts), path in self.indexed)
         kind = self.fields.get(parts[0])
         if kind is None or (len(parts) > 1 and kind != "json"):
             return Ref("NULL", "missing")
