@@ -188,7 +188,8 @@ def run(ctx: Context) -> Section:
     allow = {"rule": "allow"}
     rules = {"read": allow, "create": allow}
     fields = {"userId": "string", "text": "string", "done": "boolean"}
-    collections = {sl: {"rules": rules}, ty: {"fields": fields, "rules": rules}}
+    # the schemaless collection declares its index on userId (adapters/indexes.py), made with its table
+    collections = {sl: {"rules": rules, "indexes": ["userId"]}, ty: {"fields": fields, "rules": rules}}
     crud: dict[str, Any] = {"sqlite": {"type": "sqlite", "conn": str(sqlite_file), "collections": collections}}
     dbs = ["sqlite"]
     if not pg_skip:
