@@ -29,6 +29,8 @@ class Change:
     version: int
     col: str = ""
     """The collection; set by `batch` (single-collection writes may leave it empty)."""
+    before: Doc | None = None
+    """The document before the write (updates and deletes), for the change log."""
 
 
 @dataclass(slots=True)

@@ -298,7 +298,7 @@ class MongoAdapter(WritesAsBatch):
             if docs:
                 await c.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}, session=s)
                 undo.append(lambda: c.insert_many(docs))
-            return [Change("delete", d["_id"], None, int(d.get(V) or 0) + 1) for d in docs]
+            return [Change("delete", d["_id"], None, int(d.get(V) or 0) + 1, before=_strip(dict(d))) for d in docs]
         assert req.update is not None
         if not docs:
             if req.op == "one":
@@ -310,7 +310,7 @@ class MongoAdapter(WritesAsBatch):
             if after is not None:
                 undo.append(_restore(c, doc))
                 version = after.pop(V)
-                out.append(Change("update", after["_id"], after, version))
+                out.append(Change("update", after["_id"], after, version, before=_strip(dict(doc))))
         return out
 
     async def _update_one(self, c: Any, doc: Doc, find: Doc, update: Doc, s: Any) -> Doc | None:

@@ -7,13 +7,16 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
 from gateway.config import Config, ConfigError, dev_config, load
 from mesh import logs, roles
 from mesh.connect import NatsTarget
 from mesh.loop import run as run_main
+
+if TYPE_CHECKING:
+    from worker.changelog import ChangeLogOptions
 
 STARTER = """\
 # space-cloud config (Space Cloud v0.10-v0.12 shape). Values written as $NAME come from the environment.
@@ -119,6 +122,15 @@ def _db_flags(p: argparse.ArgumentParser) -> None:
                    help="how long connecting to a database may take before its breaker opens (default 5)")
 
 
+def _changelog(config: Config, env: Mapping[str, str]) -> ChangeLogOptions:
+    """The worker's change log settings: the config's `gateway:` section, and the fault tests' hook."""
+    from worker.changelog import EXIT_AFTER_COMMITS_ENV, ChangeLogOptions
+
+    exit_after = env.get(EXIT_AFTER_COMMITS_ENV, "")
+    return ChangeLogOptions(log=config.gateway.change_log(),
+                            exit_after_commits=int(exit_after) if exit_after.isdigit() else None)
+
+
 def _worker_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"alias_concurrency": args.db_concurrency, "alias_queue": args.db_queue,
             "connect_timeout": args.db_connect_timeout}
@@ -222,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
 
     target = _nats_auth(args, os.environ) or NatsTarget(args.nats)
     run_main(run_worker(target.with_inbox(str(roles.worker().inbox)), config.databases(), **_worker_options(args),
-                        metrics_port=args.metrics_port, metrics_host=args.metrics_host))
+                        metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+                        changelog=_changelog(config, os.environ)))
     return 0
 
 

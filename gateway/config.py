@@ -28,6 +28,7 @@ from adapters.names import collection_key
 from adapters.registry import sqlite_path
 from common.errors import InvalidQuery
 from gateway.rules import crud_rule, function_rule, validate_rule
+from mesh.changelog import LogSettings
 from mesh.subjects import NAME_RE
 from worker.spec import DatabaseSpec
 
@@ -223,6 +224,9 @@ class GatewaySettings:
     """Seconds the gateway waits for the db worker."""
     change_retention: float = 3600.0
     """Seconds of change events kept (JetStream) for clients that reconnect and resume."""
+    change_replicas: int = 0
+    """Replicas of the change log stream when a gateway or worker creates it (0: 3 on a cluster of 3 or more,
+    else 1). An existing stream is never changed."""
     ws_queue: int = 1024
     """Frames queued per WebSocket before the socket is closed as a slow consumer (4008)."""
     socket_service_concurrency: int = 64
@@ -243,6 +247,7 @@ class GatewaySettings:
         "maxFunctionTimeout": ("max_function_timeout", float, 0.001),
         "dbTimeout": ("db_timeout", float, 0.001),
         "changeRetention": ("change_retention", float, 1),
+        "changeReplicas": ("change_replicas", int, 0),
         "wsQueue": ("ws_queue", int, 1),
         "socketServiceConcurrency": ("socket_service_concurrency", int, 1),
         "socketRequests": ("socket_requests", int, 1),
@@ -269,6 +274,10 @@ class GatewaySettings:
                 raise ConfigError(f"gateway.{key}: {'an integer' if kind is int else 'a number'} of at least {minimum}")
             setattr(out, attr, kind(value))
         return out
+
+    def change_log(self) -> LogSettings:
+        """How the change log stream is made when a gateway or worker finds none (`mesh.changelog`)."""
+        return LogSettings(replicas=self.change_replicas, max_age=self.change_retention)
 
     def merged(self, **overrides: Any) -> GatewaySettings:
         """A copy with the given (non-None) values replaced: how CLI flags win over the file."""

@@ -65,6 +65,11 @@ class Peer(Protocol):
         """A live-query change for the live query `qid`; never blocks."""
         ...
 
+    async def writable(self) -> None:
+        """Wait until the send queue is at most half full, or the peer is gone (a long replay paces
+        itself on this instead of overflowing the queue)."""
+        ...
+
     def close(self, code: int, reason: str) -> None:
         """End the connection after what is queued (a WebSocket close code; a stream's status)."""
         ...

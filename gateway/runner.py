@@ -76,8 +76,10 @@ async def serve(config: Config, opts: RunOptions) -> None:
     try:
         if opts.worker:
             from worker import DbWorker
+            from worker.changelog import ChangeLogOptions
 
-            worker = DbWorker(bus.worker_target, databases=config.databases(), **opts.worker_options)
+            worker = DbWorker(bus.worker_target, databases=config.databases(), **opts.worker_options,
+                              changelog=ChangeLogOptions(log=config.gateway.change_log()))
             await worker.start()
         gw = Gateway(config, nats_url=bus.gateway_target, dev=opts.dev)
         if worker is not None:

@@ -48,6 +48,8 @@ class Client:
         self._queue: collections.deque[str] = collections.deque()
         self._max_queue = max_queue
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
         self._overflow = asyncio.Event()
         self._closing: tuple[int, str] | None = None
         self.closed = False
@@ -76,6 +78,13 @@ class Client:
         """A live-query change: the frame's text is made once for all the sockets of that query."""
         self.send_text(frame.ws_text(qid))
 
+    async def writable(self) -> None:
+        """Wait until the send queue is at most half full, or the socket is going away."""
+        while len(self._queue) > self._max_queue // 2 and not self.closed and self._closing is None:
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):  # look at `closed` again now and then
+                await asyncio.wait_for(self._room.wait(), 0.5)
+
     def close(self, code: int, reason: str) -> None:
         """Send what is queued, then close the socket."""
         if self._closing is None:
@@ -101,6 +110,9 @@ class Client:
             send = self._asgi_send  # the server's own send: Starlette's wrapper only re-checks state
             while self._queue:
                 await send({"type": "websocket.send", "text": self._queue.popleft()})
+                if len(self._queue) <= self._max_queue // 2:
+                    self._room.set()
+            self._room.set()
             if self._closing is not None:
                 code, reason = self._closing
                 with contextlib.suppress(Exception):
@@ -116,6 +128,7 @@ class Client:
             await asyncio.wait({writer, reader, overflow}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.closed = True
+            self._room.set()
             for task in (writer, reader, overflow):
                 task.cancel()
             if self._overflow.is_set():

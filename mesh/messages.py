@@ -150,7 +150,8 @@ class ChangeEvent:
     """One document changed by a committed write (`sc.<project>.changes.<alias>.<col>`).
 
     `doc` is the whole document after the write (None for deletes); `version` grows with every
-    write to the same id; `time` is the worker's clock in ms.
+    write to the same id; `time` is the clock of whoever captured the change, in ms. `before` is the
+    document before the write where the database can tell (None for inserts, and where it cannot).
     """
 
     type: ChangeType
@@ -158,9 +159,13 @@ class ChangeEvent:
     doc: dict[str, Any] | None
     version: int
     time: int
+    before: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "id": self.id, "doc": self.doc, "version": self.version, "time": self.time}
+        out = {"type": self.type, "id": self.id, "doc": self.doc, "version": self.version, "time": self.time}
+        if self.before is not None:
+            out["before"] = self.before
+        return out
 
     def encode(self) -> bytes:
         return pack(self.to_dict())
@@ -179,7 +184,8 @@ class ChangeEvent:
         version, time = body.get("version") or 0, body.get("time") or 0
         if not isinstance(version, int) or not isinstance(time, int):
             raise BadRequest("malformed change event: `version` and `time` must be integers")
-        return cls(type=kind, id=did, doc=doc, version=version, time=time)
+        before = _optional_dict(body, "before", "change event") if kind != "insert" else None
+        return cls(type=kind, id=did, doc=doc, version=version, time=time, before=before)
 
     @classmethod
     def decode(cls, data: bytes) -> ChangeEvent:

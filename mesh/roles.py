@@ -7,7 +7,8 @@ users, every service through the callout), `docs/security.md` documents it and
 - **gateway**: requests to the db workers and to every service, discovery, the JetStream API (the
   change log), change events, and the subjects of services registered over a WebSocket (they run
   in its connection).
-- **worker**: serves db requests, publishes change events.
+- **worker**: serves db requests, publishes change events (into the change log, whose stream it may
+  look up and create).
 - **service** `<name>`: serves its own functions (any project), calls any function, answers
   discovery about itself. Never db subjects, change events, other services' subjects or anyone
   else's replies.
@@ -23,12 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import subjects
+from .changelog import STREAM
 
 DB_WORKER_SERVICE = "sc-db"
 """The db worker's micro-service name (`worker.service.SERVICE_NAME`): what it answers discovery as."""
 
 AUTH_CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
 """Where nats-server asks the auth callout about a connection."""
+
+CHANGE_LOG_API = (f"$JS.API.STREAM.INFO.{STREAM}", f"$JS.API.STREAM.CREATE.{STREAM}")
+"""What the worker asks JetStream: whether the change log exists, and to create it when it does not."""
 
 RESPONSE_TTL_S = 600
 """How long after a request its receiver may still answer it (a call never waits that long)."""
@@ -79,7 +84,7 @@ def worker() -> Permissions:
     inbox = subjects.inbox_prefix("worker")
     return Permissions(
         role="worker",
-        publish=(subjects.changes_stream_subjects(), f"{inbox}.>"),
+        publish=(subjects.changes_stream_subjects(), *CHANGE_LOG_API, f"{inbox}.>"),
         subscribe=(subjects.db_any(), *micro_control(DB_WORKER_SERVICE), f"{inbox}.>"),
         inbox=inbox,
     )

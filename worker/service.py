@@ -29,8 +29,9 @@ from common.errors import BadRequest, NotFound, ServiceUnavailable, SpaceCloudEr
 from mesh import context, subjects
 from mesh.codec import pack
 from mesh.connect import NatsTarget, connect, disconnect
-from mesh.messages import ChangeEvent, DbRequest
+from mesh.messages import DbRequest
 from mesh.service import MicroService
+from worker.changelog import ChangeLog, ChangeLogOptions
 from worker.databases import Database
 from worker.http import StatusServer
 from worker.metrics import WorkerMetrics
@@ -46,11 +47,6 @@ WRITES = ("create", "update", "delete", "batch")
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a request that carries no budget (`Sc-Timeout`) may take."""
-
-
-def change_event(change: Change) -> ChangeEvent:
-    return ChangeEvent(type=change.type, id=change.id, doc=change.doc, version=change.version,
-                       time=int(time.time() * 1000))
 
 
 def read_options(raw: dict[str, Any]) -> ReadOptions:
@@ -82,9 +78,11 @@ class DbWorker:
         default_timeout: float = DEFAULT_TIMEOUT,
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
+        changelog: ChangeLogOptions | None = None,
     ) -> None:
         """`alias_concurrency`/`alias_queue`: per (project, alias), requests run at once and waiting for a
-        turn (beyond: 503 at once). `metrics_port`: serve `/metrics` and `/healthz` there (0: any free port)."""
+        turn (beyond: 503 at once). `metrics_port`: serve `/metrics` and `/healthz` there (0: any free port).
+        `changelog`: how change events reach the log (`worker.changelog`)."""
         self._url = nats_url
         self._limits = {"limit": alias_concurrency, "queue": alias_queue, "connect_timeout": connect_timeout}
         self._dbs = {(d.project, d.alias): self._database(d) for d in databases}
@@ -95,6 +93,7 @@ class DbWorker:
         self._nc: Client | None = None
         self._service: MicroService | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self.changelog = ChangeLog(changelog or ChangeLogOptions(), lambda: self._dbs)
 
     def _database(self, spec: DatabaseSpec) -> Database:
         return Database(spec, limit=int(self._limits["limit"]), queue=int(self._limits["queue"]),
@@ -119,6 +118,7 @@ class DbWorker:
         self._service.add_endpoint("db", subjects.db_all(), self._handle, data=self._stats_data,
                                    timeout_text=self._timeout_text)
         await self._service.start()
+        await self.changelog.start(self._nc)
         if self._status is not None:
             await self._status.start()
         log.info("db worker serving %d database(s)", len(self._dbs))
@@ -131,6 +131,7 @@ class DbWorker:
             await self._status.stop()
         if self._background:
             await asyncio.wait(set(self._background), timeout=5)
+        await self.changelog.stop()
         for db in self._dbs.values():
             await db.close()
         nc, self._nc = self._nc, None
@@ -144,6 +145,7 @@ class DbWorker:
             kept = old.get(key)
             new[key] = kept if kept is not None and kept.spec == spec else self._database(spec)
         self._dbs = new
+        self.changelog.sync()
         for key, db in old.items():
             if new.get(key) is not db:
                 self._later(db.close())
@@ -205,6 +207,7 @@ class DbWorker:
             except SpaceCloudError as exc:
                 self.metrics.op(db, kind, _outcome(exc)).inc()
                 raise
+            self.changelog.attach(db, adapter)
             try:
                 token = db_deadline.set_deadline(at)
                 try:
@@ -262,19 +265,16 @@ class DbWorker:
             self.metrics.late.child(db.spec.project, db.spec.alias).inc()
             log.warning("%s: a %s committed after its deadline (its caller was answered 504); its %d change "
                         "event(s) are published", db.label, kind, len(changes))
-            self._later(self._publish(db, changes))
+            self._publish(db, adapter, changes)
             return {}
-        await self._publish(db, changes)
+        self._publish(db, adapter, changes)
         return {}
 
-    async def _publish(self, db: Database, changes: list[tuple[str, Change]]) -> None:
-        nc = self._nc
-        if nc is None or not changes:
-            return
-        project, alias = db.spec.project, db.spec.alias
-        for col, change in changes:
-            await nc.publish(subjects.changes(project, alias, col), change_event(change).encode())
-        self.metrics.events.child(project, alias).inc(len(changes))
+    def _publish(self, db: Database, adapter: Adapter, changes: list[tuple[str, Change]]) -> None:
+        """Into the change log (`worker.changelog`: the outbox's relay, or the worker's own publisher)."""
+        self.changelog.committed(db, adapter, changes)
+        if changes:
+            self.metrics.events.child(db.spec.project, db.spec.alias).inc(len(changes))
 
 
 async def run_worker(nats_url: str | NatsTarget, databases: list[DatabaseSpec], **options: Any) -> None:

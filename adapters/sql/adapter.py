@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from adapters.base import Change, Doc, ReadOptions, WriteRequest, WritesAsBatch
 from adapters.documents import project
@@ -32,6 +32,11 @@ from common.errors import Conflict, InvalidQuery, NotFound
 READ_OPS = ("one", "all", "count", "distinct")
 
 
+class TableHook(Protocol):
+    async def prepare(self, layout: Layout) -> None:
+        """Called the first time a collection's table is seen, before it is used."""
+
+
 class SqlAdapter(WritesAsBatch):
     """Mongo-style documents over SQL tables (schemaless or typed per collection), for one project:
     its tables live in its namespace (`adapters.namespaces`) unless a collection names its `table`."""
@@ -49,6 +54,8 @@ class SqlAdapter(WritesAsBatch):
         configured(kind, self.collections)  # a bad `fields`/`table` entry is refused now, not on first use
         self._layouts: dict[str, Layout] = {}
         self._ddl = asyncio.Lock()
+        self.capture: TableHook | None = None
+        """Change capture (`adapters.sql.changelog.SqlCapture`), set by the db worker."""
 
     async def connect(self) -> None:
         await self.driver.connect()
@@ -89,6 +96,7 @@ class SqlAdapter(WritesAsBatch):
             async with self.driver.reader() as conn:
                 found = await self._discover(conn, col, create=False)
             if found is not None:
+                await self._prepare(found)
                 await indexes.prepare(self, found)  # the indexes its config declares
                 self._layouts[key] = found
             return found
@@ -98,9 +106,15 @@ class SqlAdapter(WritesAsBatch):
                     made = await self._create(col)
                 except Conflict:  # two processes created the table (or schema) at once
                     made = await self._create(col)
+                await self._prepare(made)
                 await indexes.prepare(self, made)
                 self._layouts[key] = made
             return self._layouts[key]
+
+    async def _prepare(self, layout: Layout) -> None:
+        """Change capture's set-up of a table seen for the first time, before anything uses it."""
+        if self.capture is not None:
+            await self.capture.prepare(layout)
 
     async def _create(self, col: str) -> Layout:
         async with self.driver.transaction() as conn:

@@ -99,7 +99,7 @@ async def update(conn: Conn, d: Dialect, layout: Layout, op: str, find: Doc, upd
         version = _version(layout, previous)
         row: list[Any] = [values[c] for c in names]
         batch.append([*row, version, doc["id"]] if layout.has_version else [*row, doc["id"]])
-        changes.append(Change("update", doc["id"], layout.stored(new), version))
+        changes.append(Change("update", doc["id"], layout.stored(new), version, before=layout.stored(doc)))
     await conn.executemany(sql, batch)
     return changes
 
@@ -113,6 +113,6 @@ async def delete(conn: Conn, d: Dialect, layout: Layout, op: str, find: Doc) -> 
         sql = f"DELETE FROM {layout.sql} WHERE {d.q('id')} = {d.placeholder(1)}"
         await conn.executemany(sql, [[doc["id"]] for doc, _ in rows])
     return [
-        Change("delete", doc["id"], None, previous + 1 if previous is not None else CLOCK.tick())
+        Change("delete", doc["id"], None, previous + 1 if previous is not None else CLOCK.tick(), before=doc)
         for doc, previous in rows
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -49,6 +50,8 @@ class StreamPeer(Generic[M]):
         self._max_queue = max_queue
         self._ending = False
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
         self.on_overflow: Callable[[], object] | None = None
         """Called when the queue overflows: the writer may be stuck in a write the client never reads."""
 
@@ -77,6 +80,14 @@ class StreamPeer(Generic[M]):
         """No more messages: the writer stops once it has sent what is queued."""
         self._ending = True
         self._wake.set()
+        self._room.set()
+
+    async def writable(self) -> None:
+        """Wait until the send queue is at most half full, or the stream is ending."""
+        while len(self._queue) > self._max_queue // 2 and not self.closed and not self._ending:
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):  # look at `closed` again now and then
+                await asyncio.wait_for(self._room.wait(), 0.5)
 
     def close(self, code: int, reason: str) -> None:
         """Send what is queued, then end the stream with the status for `code` (`CLOSE_STATUS`)."""
@@ -100,6 +111,9 @@ class StreamPeer(Generic[M]):
             self._wake.clear()
             while self._queue:
                 yield self._queue.popleft()
+                if len(self._queue) <= self._max_queue // 2:
+                    self._room.set()
+            self._room.set()
             if self._ending:
                 return
 

@@ -31,10 +31,13 @@ def feed_time(version: int | None) -> int:
 _PUSH_HEAD = '{"id":"","type":"realtime-feed","data":{"id":'
 
 
-def feed_tail(did: str, kind: str, payload: Any, t: int, col: str, alias: str) -> str:
-    """Everything of a feed frame but the live-query id: serialised once per event and query."""
-    body = orjson.dumps({"docId": did, "type": kind, "payload": payload, "time": t, "group": col, "dbType": alias})
-    return "," + body[1:].decode() + "}"
+def feed_tail(did: str, kind: str, payload: Any, t: int, col: str, alias: str, cursor: str | None = None) -> str:
+    """Everything of a feed frame but the live-query id: serialised once per event and query. `cursor`
+    (the change log position, for a resume) is a field the official client ignores."""
+    data = {"docId": did, "type": kind, "payload": payload, "time": t, "group": col, "dbType": alias}
+    if cursor is not None:
+        data["cursor"] = cursor
+    return "," + orjson.dumps(data)[1:].decode() + "}"
 
 
 def feed_text(qid: str, tail: str) -> str:
@@ -50,16 +53,19 @@ class SharedFeed:
     """One change of one live query for all its subscribers (a `gateway.peer.FeedFrame`): each transport's
     encoding is made once, on first use, whatever the number of sockets and streams."""
 
-    __slots__ = ("_json", "_tail", "db_type", "doc_id", "group", "kind", "payload", "time")
+    __slots__ = ("_json", "_tail", "cursor", "db_type", "doc_id", "group", "kind", "payload", "time")
 
-    def __init__(self, did: str, kind: str, payload: Any, t: int, col: str, alias: str) -> None:
+    def __init__(self, did: str, kind: str, payload: Any, t: int, col: str, alias: str, cursor: str | None = None
+                 ) -> None:
         self.doc_id, self.kind, self.payload, self.time, self.group, self.db_type = did, kind, payload, t, col, alias
+        self.cursor = cursor
         self._tail: str | None = None
         self._json: bytes | None = None
 
     def ws_text(self, qid: str) -> str:
         if self._tail is None:
-            self._tail = feed_tail(self.doc_id, self.kind, self.payload, self.time, self.group, self.db_type)
+            self._tail = feed_tail(self.doc_id, self.kind, self.payload, self.time, self.group, self.db_type,
+                                   self.cursor)
         return feed_text(qid, self._tail)
 
     def payload_json(self) -> bytes:

@@ -21,13 +21,19 @@ OTHERS_CAP = 10_000
 
 @dataclass(slots=True)
 class Event:
-    """A change event as it arrives from the worker, with the query's verdict on it."""
+    """A change event as it arrives from the log, with the query's verdict on it."""
 
     id: str
     version: int
     doc: dict[str, Any] | None
     now: bool = False
     """Whether the document matches the query after this change."""
+    before: dict[str, Any] | None = None
+    """The document before the change, where the database could tell."""
+    type: str = "update"
+    """insert | update | delete, as the database saw it."""
+    seq: int = 0
+    """Its position in the change log (0: unknown)."""
 
 
 @dataclass(eq=False)
@@ -41,6 +47,8 @@ class Subscriber:
     """Events buffered while the initial snapshot (or a resume) is being read."""
     expires: float | None = None
     """When the subscriber's token expires (epoch seconds): the live query ends then."""
+    floor: dict[str, int] | None = None
+    """Versions its snapshot already holds, where the shared query has not caught up with them yet."""
 
 
 @dataclass(eq=False)
@@ -57,8 +65,10 @@ class SharedQuery:
         v = self.matched.get(doc_id)
         return v if v is not None else self.others.get(doc_id)
 
-    def classify(self, doc_id: str, version: int, doc: dict[str, Any] | None) -> tuple[Event, Kind | None] | None:
-        """Update the query's state with one change; None if the change is stale (already superseded)."""
+    def classify(self, doc_id: str, version: int, doc: dict[str, Any] | None, **more: Any
+                 ) -> tuple[Event, Kind | None] | None:
+        """Update the query's state with one change; None if the change is stale (already superseded).
+        `more`: the rest of the `Event` (before, type, seq)."""
         last = self.last_version(doc_id)
         if last is not None and version <= last:
             return None
@@ -74,7 +84,7 @@ class SharedQuery:
             if len(self.others) > OTHERS_CAP:
                 self.others.popitem(last=False)
         kind: Kind | None = ("update" if was else "insert") if now else ("delete" if was else None)
-        return Event(doc_id, version, doc, now), kind
+        return Event(doc_id, version, doc, now, **more), kind
 
     def seed(self, snapshot: dict[str, int]) -> None:
         """Merge the versions of a freshly read snapshot (events already seen win if newer)."""

@@ -32,10 +32,11 @@ import websockets
 from nats.aio.client import Client
 
 from gateway.config import parse
-from gateway.live.stream import ChangeStream
+from gateway.live.log import ChangeLogReader
 from mesh import devstate, roles
 from mesh.busauth import BusAuth
 from mesh.callout import AuthCallout
+from mesh.changelog import LogSettings
 from mesh.connect import NatsTarget, connect, disconnect
 from mesh.discovery import list_services
 from mesh.natsd import EmbeddedNats, find_binary
@@ -324,11 +325,12 @@ async def test_the_whole_mesh_works_under_the_permissions(bus: Bus, tmp_path: Pa
         # the JetStream replay (resume), as the gateway reads it
         nc = await connect(bus.auth.gateway_target(bus.url), name="replay")
         try:
-            stream = ChangeStream(nc)
-            await stream.start()
-            assert stream.available
-            events = await stream.since(project, "sqlite", "notes", since)
-            assert events is not None and [e.id for e in events] == ["n1"]
+            reader = ChangeLogReader(nc, LogSettings())
+            state = await reader.state()
+            assert state.covers_since(since)
+            pages = [page async for page in reader.replay(f"sc.{project}.changes.sqlite.notes", float(since),
+                                                            state.last_seq)]
+            assert [e.id for page in pages for _, e in page] == ["n1"]
         finally:
             await disconnect(nc)
     finally:

@@ -58,7 +58,11 @@ async def test_a_stalled_write_is_504_at_its_deadline_and_not_committed_afterwar
                     await core.db_request("stall", "pg", "create", DbRequest(col=col, op="one", doc={"id": "during"}))
                 took = time.monotonic() - started
                 text = exc.value.message
-                assert "postgres alias pg (project stall) did not finish a create within 1.8s" in text, text
+                # the worker's change relay may hold the one pooled connection then (stuck like the write):
+                # the write then waits for a connection instead, and is answered at the same deadline
+                assert text.startswith("postgres alias pg (project stall)"), text
+                assert ("did not finish a create within 1.8s" in text
+                        or "no connection came free before the deadline (1.8s)" in text), text
                 assert "rolled back" in text
                 assert took < 4, "answered at the deadline, not when the connection comes back"
                 # the other alias is not held up meanwhile
