@@ -8,6 +8,7 @@ semantics of the SQL compiler and of Mongo for the supported subset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from adapters.base import Doc
@@ -28,7 +29,7 @@ from adapters.updates import validate_update
 from adapters.values import MISSING, compare, equal, type_class
 from common.errors import InvalidQuery
 
-__all__ = ["matches", "validate_find", "validate_options", "validate_pipeline", "validate_update"]
+__all__ = ["matcher", "matches", "validate_find", "validate_options", "validate_pipeline", "validate_update"]
 
 COMPARISONS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"}
 RANGES = {"$gt", "$gte", "$lt", "$lte"}
@@ -138,6 +139,12 @@ def _matches(find: Doc, doc: Doc) -> bool:
 def matches(find: Doc, doc: Doc) -> bool:
     """True if `doc` satisfies `find` (validated here; raises InvalidQuery if it is malformed)."""
     return _matches(validate_find(find), doc)
+
+
+def matcher(find: Doc) -> Callable[[Doc], bool]:
+    """`matches` for one find and many documents: the find is validated once, here."""
+    valid = validate_find(find)
+    return lambda doc: _matches(valid, doc)
 
 
 def validate_options(

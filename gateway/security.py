@@ -224,6 +224,14 @@ class Security:
                                    f"by whoever runs it first")
         return owner
 
+    def live_read_open(self, project_id: str, alias: str, col: str) -> bool:
+        """Whether the collection's read rule, as configured now, lets everyone read every document (`allow`):
+        a fan-out then needs no decision per subscriber."""
+        project = self.core.config.project(project_id)
+        db = project.crud.get(alias) if project is not None else None
+        rule = db.rule(col, "read") if db is not None else None
+        return rule is not None and rule.get("rule") == "allow"
+
     async def live_read(self, project_id: str, alias: str, col: str, doc: dict[str, Any], claims: Auth,
                         token: str | None, cache: dict[str, bool] | None = None) -> bool:
         """May this subscriber see this one document? The collection's read rule *as configured now*.

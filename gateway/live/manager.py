@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 
 from adapters.names import VERSION_FIELD, collection_key
-from adapters.query import matches
 from common.errors import BadRequest, SpaceCloudError, TooManyAttempts
 from gateway import dbrequests
 from gateway.core import Core
@@ -34,6 +33,7 @@ from mesh.messages import ChangeEvent, DbRequest
 
 from ..peer import Peer
 from .frames import SharedFeed, doc_id, feed, feed_time
+from .index import QueryIndex
 from .log import ChangeLogReader, Cursor, Follower, Start
 from .query import Event, Kind, SharedQuery, Subscriber, coalesce
 from .resume import event as logged_event
@@ -55,7 +55,8 @@ class Feed:
     alias: str
     col: str
     id_field: str
-    queries: dict[str, SharedQuery] = field(default_factory=dict)
+    queries: QueryIndex = field(default_factory=QueryIndex)
+    """Its live queries by canonical `where`, filed for matching by index."""
     follower: Follower | None = None
     ready: asyncio.Future[None] | None = None
 
@@ -321,8 +322,7 @@ class LiveQueries:
                 log.warning("live query %s on %s/%s: the change log lost what it missed: closing %s (%d)",
                             sub.qid, f.alias, f.col, sub.client.id, LOG_GAP)
                 sub.client.close(LOG_GAP, "the change log no longer holds what this connection missed: resubscribe")
-            query.matched.clear()
-            query.others.clear()
+        f.queries.forget()
 
     async def _on_change(self, f: Feed, seq: int, change: ChangeEvent) -> None:
         metrics = self.core.metrics
@@ -332,7 +332,8 @@ class LiveQueries:
             return
         version, doc, before = change.version, change.doc, change.before
         cursor = Cursor(f.follower.epoch, seq).encode() if f.follower is not None and f.follower.epoch else None
-        for query in list(f.queries.values()):
+        open_read: bool | None = None  # the read rule lets everyone read everything: no decision per subscriber
+        for query in f.queries.candidates(did, version, doc, before):
             result = query.classify(did, version, doc, before=before, type=change.type, seq=seq)
             if result is None:
                 continue
@@ -349,7 +350,9 @@ class LiveQueries:
                     held = sub.floor.pop(did, None)
                     if held is not None and version <= held:
                         continue
-                told = await self._kind(sub, f, query, kind, event, cache)
+                if open_read is None:
+                    open_read = self.security.live_read_open(f.project, f.alias, f.col)
+                told = kind if open_read else await self._kind(sub, f, query, kind, event, cache)
                 if told is None:
                     continue
                 frame = frames.get(told)
@@ -368,7 +371,7 @@ class LiveQueries:
         if kind != "delete" and await self._allowed(sub, f, ev.doc or {}, cache):
             return kind
         if ev.before is not None:
-            could = matches(query.where, ev.before) and await self._allowed(sub, f, ev.before)
+            could = query.matches(ev.before) and await self._allowed(sub, f, ev.before)
             return "delete" if could else None
         return "delete" if kind == "delete" else None
 

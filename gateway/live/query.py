@@ -1,22 +1,26 @@
 """One live query shared by every subscriber asking the same thing on this gateway.
 
 The match (does the document satisfy `where`, did it before?) runs once per query, not once per
-socket; per-document versions make duplicates and reordering harmless.
+socket, and only for the changes the collection's `QueryIndex` says can concern it; per-document
+versions make duplicates and reordering harmless. A query remembers only the documents its result
+holds: "this document left the query" comes from that, or from the document before the write the
+change carries.
 """
 
 from __future__ import annotations
 
-import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from adapters.query import matches
+from adapters.query import matcher
 
 from ..peer import Peer
 
+if TYPE_CHECKING:
+    from .index import Holders
+
 Kind = Literal["insert", "update", "delete"]
-OTHERS_CAP = 10_000
-"""How many versions of non-matching documents a query remembers (to drop stale events for them)."""
 
 
 @dataclass(slots=True)
@@ -58,31 +62,53 @@ class SharedQuery:
     where: dict[str, Any]
     id_field: str
     matched: dict[str, int] = field(default_factory=dict)
-    others: collections.OrderedDict[str, int] = field(default_factory=collections.OrderedDict)
+    """Versions of the documents its result holds (what its clients hold)."""
     subscribers: dict[tuple[str, str], Subscriber] = field(default_factory=dict)
+    holders: Holders | None = field(default=None, repr=False)
+    """The collection's document -> queries map (`gateway.live.index`), kept in step with `matched`."""
+    _match: Callable[[dict[str, Any]], bool] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._match = matcher(self.where)
+
+    def matches(self, doc: dict[str, Any]) -> bool:
+        """Whether `doc` satisfies `where` (validated once, when the query was made)."""
+        return self._match(doc)
 
     def last_version(self, doc_id: str) -> int | None:
-        v = self.matched.get(doc_id)
-        return v if v is not None else self.others.get(doc_id)
+        return self.matched.get(doc_id)
+
+    def _hold(self, doc_id: str, version: int) -> None:
+        self.matched[doc_id] = version
+        if self.holders is not None:
+            self.holders.hold(doc_id, self)
+
+    def _release(self, doc_id: str) -> None:
+        if self.matched.pop(doc_id, None) is not None and self.holders is not None:
+            self.holders.release(doc_id, self)
+
+    def forget(self) -> None:
+        """Hold nothing any more."""
+        if self.holders is not None:
+            for doc_id in self.matched:
+                self.holders.release(doc_id, self)
+        self.matched.clear()
 
     def classify(self, doc_id: str, version: int, doc: dict[str, Any] | None, **more: Any
                  ) -> tuple[Event, Kind | None] | None:
         """Update the query's state with one change; None if the change is stale (already superseded).
-        `more`: the rest of the `Event` (before, type, seq)."""
-        last = self.last_version(doc_id)
+        `more`: the rest of the `Event` (before, type, seq). The document was in the result if the query
+        holds it, or if the document before the write (where the change carries it) matched."""
+        last = self.matched.get(doc_id)
         if last is not None and version <= last:
             return None
-        was = doc_id in self.matched
-        now = doc is not None and matches(self.where, doc)
+        before = more.get("before")
+        was = last is not None or (before is not None and self._match(before))
+        now = doc is not None and self._match(doc)
         if now:
-            self.matched[doc_id] = version
-            self.others.pop(doc_id, None)
+            self._hold(doc_id, version)
         else:
-            self.matched.pop(doc_id, None)
-            self.others[doc_id] = version
-            self.others.move_to_end(doc_id)
-            if len(self.others) > OTHERS_CAP:
-                self.others.popitem(last=False)
+            self._release(doc_id)
         kind: Kind | None = ("update" if was else "insert") if now else ("delete" if was else None)
         return Event(doc_id, version, doc, now, **more), kind
 
@@ -91,8 +117,7 @@ class SharedQuery:
         for doc_id, version in snapshot.items():
             last = self.last_version(doc_id)
             if last is None or version > last:
-                self.others.pop(doc_id, None)
-                self.matched[doc_id] = version
+                self._hold(doc_id, version)
 
 
 def coalesce(events: list[Event]) -> dict[str, Event]:
