@@ -34,6 +34,10 @@ class FeedFrame(Protocol):
         """The whole `realtime-feed` WebSocket frame for the live query `qid`."""
         ...
 
+    def ws_frame(self, qid: str) -> bytes:
+        """`ws_text` as an encoded WebSocket text frame (`gateway.wsraw`)."""
+        ...
+
 
 class Peer(Protocol):
     @property

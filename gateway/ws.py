@@ -1,14 +1,14 @@
 """The JSON WebSocket (`/v1/api/<project>/socket/json` and the legacy `/v1/api/socket/json`).
 
 Frames are `{"id", "type", "data"}`; replies echo the request's id and type, pushes carry `id: ""`.
-Each socket has a bounded send queue: a consumer too slow to keep up is closed with code 4008
-and never slows anyone else.
+Each socket has a bounded send queue (`gateway.wsout`): a consumer too slow to keep up is closed
+with code 4008 and never slows anyone else. Under uvicorn, frames go straight to the socket's
+transport, those of one event-loop turn in one write (`gateway.wsraw`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import uuid
@@ -21,75 +21,51 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from common.errors import BadRequest, SpaceCloudError
 
 from .http import Send
-from .metrics import FRAMES
 from .peer import FeedFrame
+from .wsout import SLOW_CONSUMER, Outbox
+
+__all__ = ["SLOW_CONSUMER", "Client"]
 
 log = logging.getLogger("space_cloud.ws")
-
-SLOW_CONSUMER = 4008
-"""Close code for a socket whose send queue overflowed."""
 
 Handler = Callable[["Client", str, dict[str, Any]], Awaitable[None]]
 CloseHook = Callable[["Client"], Awaitable[None]]
 
 
 class Client:
-    """One WebSocket (a `gateway.peer.Peer`)."""
+    """One WebSocket (a `gateway.peer.Peer`). Its reader runs in the connection's own ASGI task; frames
+    go out through its `Outbox`."""
 
     kind = "websocket"
 
     def __init__(self, ws: WebSocket, asgi_send: Send, *, project: str | None, max_queue: int,
-                 max_in_flight: int = 64) -> None:
+                 max_in_flight: int = 64, direct: bool = True) -> None:
         self.ws = ws
         self._max_in_flight = max_in_flight
-        self._asgi_send = asgi_send
         self.id = uuid.uuid4().hex
         self.project = project
-        self._queue: collections.deque[str] = collections.deque()
-        self._max_queue = max_queue
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._overflow = asyncio.Event()
-        self._closing: tuple[int, str] | None = None
+        self._out = Outbox(ws, asgi_send, max_queue=max_queue, direct=direct)
         self.closed = False
 
     def send(self, frame: dict[str, Any]) -> None:
         """Queue a frame; never blocks. Overflow closes the socket (slow consumer)."""
-        self.send_text(orjson.dumps(frame).decode())
+        self._out.push_text(orjson.dumps(frame).decode())
 
     def send_text(self, text: str) -> None:
         """Queue an already serialised frame (fan-out serialises once for many sockets)."""
-        if self.closed or self._closing is not None:
-            FRAMES.dropped += 1
-            return
-        if len(self._queue) >= self._max_queue:
-            FRAMES.dropped += len(self._queue) + 1
-            FRAMES.slow_closes += 1
-            self._queue.clear()
-            self._closing = (SLOW_CONSUMER, "slow consumer: send queue overflowed")
-            self._overflow.set()
-        else:
-            FRAMES.queued += 1
-            self._queue.append(text)
-        self._wake.set()
+        self._out.push_text(text)
 
     def send_feed(self, qid: str, frame: FeedFrame) -> None:
-        """A live-query change: the frame's text is made once for all the sockets of that query."""
-        self.send_text(frame.ws_text(qid))
+        """A live-query change: the frame is made once for all the sockets of that query (and live query id)."""
+        self._out.push_feed(qid, frame)
 
     async def writable(self) -> None:
         """Wait until the send queue is at most half full, or the socket is going away."""
-        while len(self._queue) > self._max_queue // 2 and not self.closed and self._closing is None:
-            self._room.clear()
-            with contextlib.suppress(TimeoutError):  # look at `closed` again now and then
-                await asyncio.wait_for(self._room.wait(), 0.5)
+        await self._out.writable()
 
     def close(self, code: int, reason: str) -> None:
         """Send what is queued, then close the socket."""
-        if self._closing is None:
-            self._closing = (code, reason)
-            self._wake.set()
+        self._out.close(code, reason)
 
     def reply(self, req_id: str, type_: str, data: dict[str, Any]) -> None:
         self.send({"id": req_id, "type": type_, "data": data})
@@ -103,46 +79,23 @@ class Client:
             raise BadRequest("no project: use /v1/api/<project>/socket/json or send data.project")
         return project
 
-    async def _writer(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            send = self._asgi_send  # the server's own send: Starlette's wrapper only re-checks state
-            while self._queue:
-                await send({"type": "websocket.send", "text": self._queue.popleft()})
-                if len(self._queue) <= self._max_queue // 2:
-                    self._room.set()
-            self._room.set()
-            if self._closing is not None:
-                code, reason = self._closing
-                with contextlib.suppress(Exception):
-                    await self.ws.close(code, reason)
-                return
-
     async def serve(self, handlers: dict[str, Handler], on_close: list[CloseHook]) -> None:
         await self.ws.accept()
-        writer = asyncio.create_task(self._writer())
-        reader = asyncio.create_task(self._reader(handlers))
-        overflow = asyncio.create_task(self._overflow.wait())
+        self._out.start()
         try:
-            await asyncio.wait({writer, reader, overflow}, return_when=asyncio.FIRST_COMPLETED)
+            await self._reader(handlers)  # until the peer goes (a close, from either side, or a drop)
         finally:
             self.closed = True
-            self._room.set()
-            for task in (writer, reader, overflow):
-                task.cancel()
-            if self._overflow.is_set():
-                # The writer may be stuck on a full socket: drop it, say why, and go.
-                log.warning("closing websocket %s: slow consumer (send queue overflowed)", self.id)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.ws.close(SLOW_CONSUMER, "slow consumer"), 2)
+            self._out.stop()
+            if self._out.overflowed:
+                log.warning("closed websocket %s: slow consumer (send queue overflowed)", self.id)
             for hook in on_close:
                 try:
                     await hook(self)
                 except Exception:
                     log.exception("websocket close hook failed")
             with contextlib.suppress(Exception):
-                await self.ws.close()
+                await asyncio.wait_for(self.ws.close(), 1)
 
     async def _reader(self, handlers: dict[str, Handler]) -> None:
         tasks: set[asyncio.Task[None]] = set()

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from ..wsraw import text_frame
+
 
 def doc_id(value: Any) -> str | None:
     """The string form of an id; ints and integral floats are accepted, anything else is not."""
@@ -53,7 +55,8 @@ class SharedFeed:
     """One change of one live query for all its subscribers (a `gateway.peer.FeedFrame`): each transport's
     encoding is made once, on first use, whatever the number of sockets and streams."""
 
-    __slots__ = ("_json", "_tail", "cursor", "db_type", "doc_id", "group", "kind", "payload", "time")
+    __slots__ = ("_frame", "_json", "_qid", "_tail", "_text", "cursor", "db_type", "doc_id", "group", "kind",
+                 "payload", "time")
 
     def __init__(self, did: str, kind: str, payload: Any, t: int, col: str, alias: str, cursor: str | None = None
                  ) -> None:
@@ -61,12 +64,23 @@ class SharedFeed:
         self.cursor = cursor
         self._tail: str | None = None
         self._json: bytes | None = None
+        self._qid: str | None = None
+        self._text = ""
+        self._frame: bytes | None = None
 
     def ws_text(self, qid: str) -> str:
-        if self._tail is None:
-            self._tail = feed_tail(self.doc_id, self.kind, self.payload, self.time, self.group, self.db_type,
-                                   self.cursor)
-        return feed_text(qid, self._tail)
+        if qid != self._qid:  # subscribers of one query mostly use the same live query id: made once for them
+            if self._tail is None:
+                self._tail = feed_tail(self.doc_id, self.kind, self.payload, self.time, self.group, self.db_type,
+                                       self.cursor)
+            self._qid, self._text, self._frame = qid, feed_text(qid, self._tail), None
+        return self._text
+
+    def ws_frame(self, qid: str) -> bytes:
+        text = self.ws_text(qid)
+        if self._frame is None:
+            self._frame = text_frame(text.encode())
+        return self._frame
 
     def payload_json(self) -> bytes:
         if self._json is None:

@@ -37,17 +37,19 @@ class RunningGateway:
 @contextlib.asynccontextmanager
 async def gateway(
     config: Config | dict[str, Any], nats_url: str | NatsTarget, *, dev: bool = False,
-    settings: dict[str, Any] | None = None, base: Path | None = None,
+    settings: dict[str, Any] | None = None, base: Path | None = None, ws_compression: bool = False,
 ) -> AsyncIterator[RunningGateway]:
     cfg = config if isinstance(config, Config) else parse(config, env={}, base=base)
-    """`settings`: overrides of the config's `gateway:` section (`GatewaySettings` attributes)."""
+    """`settings`: overrides of the config's `gateway:` section (`GatewaySettings` attributes); WebSocket
+    compression is off unless asked for, as `space-cloud run` has it."""
     cfg.gateway = cfg.gateway.merged(**(settings or {}))
     gw = Gateway(cfg, nats_url=nats_url, dev=dev)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(build_app(gw), lifespan="on", log_level="warning", timeout_graceful_shutdown=1))
+    server = _Server(uvicorn.Config(build_app(gw), lifespan="on", log_level="warning", timeout_graceful_shutdown=1,
+                                    ws_per_message_deflate=ws_compression))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(400):
         if server.started or task.done():
