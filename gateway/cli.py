@@ -160,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE", help="Space Cloud-shaped YAML or JSON config")
     run.add_argument("--dev", action="store_true", help="relax admin/config-API auth (never in production)")
     run.add_argument("--no-worker", action="store_true", help="do not run a db worker in this process")
+    run.add_argument("--processes", type=int, default=1, metavar="N",
+                     help="gateway processes sharing the HTTP/WebSocket port (SO_REUSEPORT), for fan-out on more "
+                     "than one core (default 1; see docs/realtime.md)")
     run.add_argument("--ws-compression", action="store_true",
                      help="offer permessage-deflate on WebSockets (off: cheaper fan-out of small frames)")
     run.add_argument("--proxy-headers", action="store_true",
@@ -226,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                           else args.grpc_port,
                           grpc_port_given=args.grpc_port is not None,
                           worker_options=_worker_options(args),
+                          processes=max(1, args.processes), log_args=(args.log_level, args.log_format),
                           settings={"db_timeout": args.db_timeout, "change_retention": args.change_retention,
                                     "ws_queue": args.ws_queue, "service_concurrency": args.service_concurrency})
         run_main(serve(config, opts))

@@ -51,6 +51,10 @@ class RunOptions:
     """gRPC (`proto.SpaceCloud`) port; None: no gRPC (`--no-grpc`)."""
     grpc_port_given: bool = False
     """`--grpc-port` was given: that port in use is an error. The default port in use only turns gRPC off."""
+    processes: int = 1
+    """Gateway processes sharing the HTTP/WebSocket port (`--processes`)."""
+    log_args: tuple[str, str] = ("info", "text")
+    """(level, format) of the CLI's logging, for sibling processes."""
 
 
 class _Server(uvicorn.Server):
@@ -88,24 +92,7 @@ async def serve(config: Config, opts: RunOptions) -> None:
             gw.core.config_listeners.append(lambda cfg: in_process.update(cfg.databases()))
         if opts.dev:
             log.warning("--dev: the config API and Mission Control need no admin login; never use this in production")
-        server = _Server(
-            uvicorn.Config(
-                build_app(gw),
-                host=opts.host,
-                port=opts.port,
-                log_level=opts.log_level,
-                log_config=None,  # the CLI set logging up (text or JSON, with request ids)
-                lifespan="on",
-                http="httptools",
-                access_log=False,
-                proxy_headers=opts.proxy_headers,
-                timeout_graceful_shutdown=5,
-                ws_max_size=config.gateway.max_body_bytes,
-                # Live-query frames are small and go to many sockets: compressing each one for each
-                # socket costs more CPU than it saves on a LAN. `--ws-compression` turns it on.
-                ws_per_message_deflate=opts.ws_compression,
-            )
-        )
+        server = _Server(uvicorn_config(build_app(gw), config, opts))
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         grpc: GrpcServer | None = None
@@ -125,7 +112,13 @@ async def serve(config: Config, opts: RunOptions) -> None:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
-        main = asyncio.create_task(server.serve())
+        siblings, listening = None, None
+        if opts.processes > 1:
+            from gateway import processes
+
+            listening = processes.reuse_port_socket(opts.host, opts.port)
+            siblings = processes.start(opts.processes - 1, config, opts, bus.gateway_target, opts.log_args)
+        main = asyncio.create_task(server.serve(sockets=[listening] if listening is not None else None))
         stopper = asyncio.create_task(stop_in_order())
         while not server.started and not main.done():  # noqa: ASYNC110 (uvicorn exposes no event)
             await asyncio.sleep(0.05)
@@ -143,6 +136,10 @@ async def serve(config: Config, opts: RunOptions) -> None:
         try:
             await main
         finally:
+            if siblings is not None:
+                await asyncio.get_running_loop().run_in_executor(None, siblings.stop)
+            if listening is not None:
+                listening.close()
             stopper.cancel()
             if grpc is not None:
                 await grpc.stop(0)
@@ -153,6 +150,26 @@ async def serve(config: Config, opts: RunOptions) -> None:
             await worker.stop()
         await bus.stop()
         log.info("stopped")
+
+
+def uvicorn_config(app: Any, config: Config, opts: RunOptions) -> uvicorn.Config:
+    """How uvicorn serves the gateway (the first process and its `--processes` siblings alike)."""
+    return uvicorn.Config(
+        app,
+        host=opts.host,
+        port=opts.port,
+        log_level=opts.log_level,
+        log_config=None,  # the CLI set logging up (text or JSON, with request ids)
+        lifespan="on",
+        http="httptools",
+        access_log=False,
+        proxy_headers=opts.proxy_headers,
+        timeout_graceful_shutdown=5,
+        ws_max_size=config.gateway.max_body_bytes,
+        # Live-query frames are small and go to many sockets: compressing each one for each
+        # socket costs more CPU than it saves on a LAN. `--ws-compression` turns it on.
+        ws_per_message_deflate=opts.ws_compression,
+    )
 
 
 class _Bus:
