@@ -23,6 +23,7 @@ PARTS = {
     "realtime": "bench.realtime",
     "pocketbase": "bench.pocketbase",
     "schemaless": "bench.schemaless",
+    "realtime_scale": "bench.realtime_scale",
 }
 
 
