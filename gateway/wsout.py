@@ -57,7 +57,7 @@ class Outbox:
         if self._direct and self._proto is not None:
             self._raw = RawTransport.of(self._proto)
         if self._raw is not None:
-            self._raw.release_handshake()
+            self._raw.slim()
             self._flusher = flusher()
         else:
             self._start_writer()

@@ -16,7 +16,7 @@ from websockets.streams import StreamReader
 
 from gateway.live.frames import SharedFeed
 from gateway.ws import Client
-from gateway.wsraw import text_frame
+from gateway.wsraw import ReceiveQueue, text_frame
 from tests.support.servers import RunningGateway, gateway, project_config
 
 T = TypeVar("T")
@@ -56,6 +56,30 @@ def test_one_feed_is_encoded_once_per_live_query_id() -> None:
     assert orjson.loads(parse(a)[0].data) == {"id": "", "type": "realtime-feed", "data": {
         "id": "q", "docId": "1", "type": "insert", "payload": {"id": "1", "t": "x"}, "time": 5, "group": "c",
         "dbType": "db"}}
+
+
+async def test_the_lean_receive_queue_keeps_order_and_wakes_its_reader() -> None:
+    q = ReceiveQueue()
+    q.put_nowait(1)
+    waiting = asyncio.create_task(q.get())
+    assert await waiting == 1 and q.empty()
+    second = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    q.put_nowait(2)
+    q.put_nowait(3)
+    assert await asyncio.wait_for(second, 1) == 2 and q.qsize() == 1 and await q.get() == 3
+
+
+async def test_an_accepted_socket_lets_go_of_the_handshake(gw: RunningGateway) -> None:
+    async with websockets.connect(f"{gw.ws_url}/v1/api/p/socket/json", compression=None) as ws:
+        client = await _client(gw, ws)
+        proto = client._out._proto
+        assert proto.request is None and proto.response is None and proto.scope["headers"] == []
+        assert isinstance(proto.queue, ReceiveQueue)
+        for n in range(20):  # and it still reads every request
+            await ws.send(orjson.dumps({"id": f"r{n}", "type": "nope", "data": {}}).decode())
+        got = [orjson.loads(await asyncio.wait_for(ws.recv(), 5))["id"] for _ in range(20)]
+        assert got == [f"r{n}" for n in range(20)]
 
 
 @pytest.fixture
