@@ -29,7 +29,7 @@ from mesh.connect import NatsTarget
 
 if TYPE_CHECKING:
     from gateway.config import Config
-    from gateway.runner import RunOptions
+    from gateway.serving import RunOptions
 
 log = logging.getLogger("space_cloud")
 
@@ -90,10 +90,10 @@ def _sibling(config: Config, opts: RunOptions, target: NatsTarget, log_args: tup
 
 async def _serve(config: Config, opts: RunOptions, target: NatsTarget, parent: int) -> None:
     from gateway.app import Gateway, build_app
-    from gateway.runner import _Server, uvicorn_config
+    from gateway.serving import Server, uvicorn_config
 
     gw = Gateway(config, nats_url=target, dev=opts.dev)
-    server = _Server(uvicorn_config(build_app(gw), config, opts))
+    server = Server(uvicorn_config(build_app(gw), config, opts))
     loop = asyncio.get_running_loop()
 
     def stop() -> None:

@@ -23,17 +23,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from adapters.indexes import Index, declared
+from adapters.namespaces import Place
 from adapters.sql.dialect import Dialect
+from adapters.sql.driver import Driver
 from adapters.values import type_class
 from common.errors import InvalidQuery, SpaceCloudError
 
 if TYPE_CHECKING:
-    from adapters.sql.adapter import SqlAdapter
     from adapters.sql.layout import Layout, Ref
 
 log = logging.getLogger("space_cloud.adapters")
@@ -87,7 +88,18 @@ def ddl(d: Dialect, table_sql: str, index: Index, have: set[str]) -> list[str]:
     return [f"CREATE INDEX IF NOT EXISTS {name} ON {table_sql} ({', '.join(f'({expr(d, p)})' for p in index)})"]
 
 
-async def prepare(adapter: SqlAdapter, layout: Layout) -> None:
+class Indexed(Protocol):
+    """What `prepare` needs of the SQL adapter."""
+
+    kind: str
+    collections: dict[str, dict[str, Any]]
+    d: Dialect
+    driver: Driver
+
+    def place(self, col: str) -> Place: ...
+
+
+async def prepare(adapter: Indexed, layout: Layout) -> None:
     """Make the indexes `layout`'s collection declares and note the paths they cover in the layout. A
     failure is logged and leaves those paths unindexed (queries stay correct, only slower)."""
     if not layout.schemaless:

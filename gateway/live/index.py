@@ -28,7 +28,7 @@ from adapters.documents import get_path
 from adapters.query import validate_find
 from adapters.values import MISSING
 
-from .query import SharedQuery
+from .query import Holders, SharedQuery
 
 RECENT = 4096
 """Documents of one collection whose last version is remembered whatever queries match them."""
@@ -96,42 +96,6 @@ def _size(pairs: list[Pair]) -> int:
 
 def _unique(pairs: list[Pair]) -> list[Pair]:
     return list(dict.fromkeys(pairs))
-
-
-class Holders:
-    """Document id -> the queries whose result holds it (what their clients hold)."""
-
-    __slots__ = ("_by_doc",)
-
-    def __init__(self) -> None:
-        self._by_doc: dict[str, SharedQuery | set[SharedQuery]] = {}
-
-    def hold(self, doc_id: str, query: SharedQuery) -> None:
-        cur = self._by_doc.get(doc_id)
-        if cur is None:
-            self._by_doc[doc_id] = query
-        elif isinstance(cur, set):
-            cur.add(query)
-        elif cur is not query:
-            self._by_doc[doc_id] = {cur, query}
-
-    def release(self, doc_id: str, query: SharedQuery) -> None:
-        cur = self._by_doc.get(doc_id)
-        if cur is query:
-            del self._by_doc[doc_id]
-        elif isinstance(cur, set):
-            cur.discard(query)
-            if len(cur) == 1:
-                self._by_doc[doc_id] = next(iter(cur))
-
-    def of(self, doc_id: str) -> tuple[SharedQuery, ...] | set[SharedQuery]:
-        cur = self._by_doc.get(doc_id)
-        if cur is None:
-            return ()
-        return cur if isinstance(cur, set) else (cur,)
-
-    def __len__(self) -> int:
-        return len(self._by_doc)
 
 
 class QueryIndex(MutableMapping[str, SharedQuery]):

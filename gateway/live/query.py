@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from adapters.query import matcher
 
 from ..peer import Peer
-
-if TYPE_CHECKING:
-    from .index import Holders
 
 Kind = Literal["insert", "update", "delete"]
 
@@ -118,6 +115,42 @@ class SharedQuery:
             last = self.last_version(doc_id)
             if last is None or version > last:
                 self._hold(doc_id, version)
+
+
+class Holders:
+    """Document id -> the queries whose result holds it (what their clients hold)."""
+
+    __slots__ = ("_by_doc",)
+
+    def __init__(self) -> None:
+        self._by_doc: dict[str, SharedQuery | set[SharedQuery]] = {}
+
+    def hold(self, doc_id: str, query: SharedQuery) -> None:
+        cur = self._by_doc.get(doc_id)
+        if cur is None:
+            self._by_doc[doc_id] = query
+        elif isinstance(cur, set):
+            cur.add(query)
+        elif cur is not query:
+            self._by_doc[doc_id] = {cur, query}
+
+    def release(self, doc_id: str, query: SharedQuery) -> None:
+        cur = self._by_doc.get(doc_id)
+        if cur is query:
+            del self._by_doc[doc_id]
+        elif isinstance(cur, set):
+            cur.discard(query)
+            if len(cur) == 1:
+                self._by_doc[doc_id] = next(iter(cur))
+
+    def of(self, doc_id: str) -> tuple[SharedQuery, ...] | set[SharedQuery]:
+        cur = self._by_doc.get(doc_id)
+        if cur is None:
+            return ()
+        return cur if isinstance(cur, set) else (cur,)
+
+    def __len__(self) -> int:
+        return len(self._by_doc)
 
 
 def coalesce(events: list[Event]) -> dict[str, Event]:
