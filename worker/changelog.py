@@ -7,9 +7,12 @@
   workers never publish the same rows side by side (and the ids make a retried publish harmless).
   A commit kicks the local relay at once; a poll picks up writes made outside the API and what a
   worker that died after its commit left behind.
-- Anything not captured that way (Mongo without change streams, a collection whose capture is off
-  or failed) is published by the worker itself after the write, with the same acknowledgements and
-  retries, from a bounded queue (`DirectPublisher`).
+- Mongo, where the server has change streams: the relay reads them instead of an outbox
+  (`adapters.mongo_changes`), for writes made outside the API and those of a worker that died.
+- The worker also publishes itself what it wrote and nothing captured (Mongo, a collection whose
+  capture is off or failed), after the write, with the same acknowledgements and retries, from a
+  bounded queue (`DirectPublisher`). De-duplication ids are made of the change itself (collection,
+  document, kind, version), so a change published both ways is stored once.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
 from adapters.base import Adapter, Change
+from adapters.changes import Captured, ChangeSource
+from adapters.mongo import MongoAdapter
+from adapters.mongo_changes import MongoCapture
 from adapters.names import collection_key
 from adapters.sql.adapter import SqlAdapter
-from adapters.sql.changelog import Captured, SqlCapture
+from adapters.sql.changelog import SqlCapture
 from common.errors import ServiceUnavailable, SpaceCloudError
 from mesh import subjects
 from mesh.changelog import EXPECTED_STREAM, MSG_ID, STREAM, LogSettings, ensure_stream, msg_id
@@ -41,7 +47,7 @@ from worker.databases import Database
 
 log = logging.getLogger("space_cloud.changelog")
 
-SQL_KINDS = ("postgres", "mysql", "sqlite")
+RELAYED = ("postgres", "mysql", "sqlite", "mongo")
 EXIT_AFTER_COMMITS_ENV = "SPACE_CLOUD_TEST_EXIT_AFTER_COMMITS"
 """Read by `space-cloud worker` only: `ChangeLogOptions.exit_after_commits`, for fault tests."""
 CAPTURE_KEY = "captureOutsideWrites"
@@ -118,8 +124,13 @@ def event_of(c: Captured) -> ChangeEvent:
     return ChangeEvent(type=c.type, id=c.id, doc=c.doc, version=c.version, time=c.time, before=c.before)
 
 
-class SqlRelay:
-    """Drains one SQL database's outbox into the log, in order, while it holds the outbox's lease."""
+def dedup_id(project: str, alias: str, col: str, doc_id: str | int, kind: str, version: int) -> str:
+    """The same change gets the same id whoever publishes it (the relay, or the worker after its write)."""
+    return msg_id(project, alias, col, doc_id, kind, version)
+
+
+class Relay:
+    """Drains one database's captured changes into the log, in order, while it holds their lease."""
 
     def __init__(self, db: Database, owner: ChangeLog) -> None:
         self.db = db
@@ -164,7 +175,7 @@ class SqlRelay:
                 text = exc.message if isinstance(exc, SpaceCloudError) else f"{type(exc).__name__}: {exc}"
                 log.warning("%s: change relay: %s (retrying in %.1fs)", self.db.label, text, backoff)
 
-    async def _round(self, capture: SqlCapture) -> bool:
+    async def _round(self, capture: ChangeSource) -> bool:
         """One batch from the outbox to the log; True when there may be more right away."""
         options = self.log.options
         if not await capture.any_pending():
@@ -175,11 +186,12 @@ class SqlRelay:
             return True
         spec = self.db.spec
         items = [(subjects.changes(spec.project, spec.alias, r.col), event_of(r).encode(),
-                  msg_id(spec.project, spec.alias, r.col, r.seq, r.id, r.type, r.version)) for r in rows]
+                  dedup_id(spec.project, spec.alias, r.col, r.id, r.type, r.version)) for r in rows]
         seqs = await self.log.publisher.publish(items) if items else []
-        stored = [r.seq for r, s in zip(rows, seqs, strict=True) if s is not None]
+        stored = [r for r, s in zip(rows, seqs, strict=True) if s is not None]
         finished = len(stored) == len(rows) and len(rows) < options.batch
-        await capture.trim(self.log.owner, stored, release=finished or len(stored) < len(rows))
+        release = (finished and not capture.keeps_lease) or len(stored) < len(rows)
+        await capture.trim(self.log.owner, stored, release=release)
         self.published += len(stored)
         if len(stored) < len(rows):
             raise ServiceUnavailable(f"the change log stored {len(stored)} of {len(rows)} changes")
@@ -251,9 +263,10 @@ class ChangeLog:
         self.owner = uuid.uuid4().hex
         self.publisher = Publisher(options.log, options.publish_timeout)
         self.direct = DirectPublisher(self)
-        self.relays: dict[tuple[str, str], SqlRelay] = {}
+        self.relays: dict[tuple[str, str], Relay] = {}
         self._commits = 0
         self._started = False
+        self._mongo: dict[int, MongoCapture] = {}
 
     async def start(self, nc: Client) -> None:
         self.publisher.nc = nc
@@ -282,18 +295,23 @@ class ChangeLog:
                 self.relays.pop(key)
                 asyncio.get_running_loop().create_task(relay.stop())
         for key, db in dbs.items():
-            if key not in self.relays and db.spec.type in SQL_KINDS:
-                relay = self.relays[key] = SqlRelay(db, self)
+            if key not in self.relays and db.spec.type in RELAYED:
+                relay = self.relays[key] = Relay(db, self)
                 relay.start()
 
-    def attach(self, db: Database, adapter: Adapter) -> SqlCapture | None:
-        """Change capture on a SQL adapter, set before its first use."""
-        if not isinstance(adapter, SqlAdapter):
-            return None
-        if not isinstance(adapter.capture, SqlCapture):
-            collections = db.spec.collections
-            adapter.capture = SqlCapture(adapter, lambda col: captured(collections, col))
-        return adapter.capture
+    def attach(self, db: Database, adapter: Adapter) -> ChangeSource | None:
+        """Change capture on an adapter, set before its first use (SQL: triggers; Mongo: change streams)."""
+        collections = db.spec.collections
+        if isinstance(adapter, SqlAdapter):
+            if not isinstance(adapter.capture, SqlCapture):
+                adapter.capture = SqlCapture(adapter, lambda col: captured(collections, col))
+            return adapter.capture
+        if isinstance(adapter, MongoAdapter):
+            source = self._mongo.get(id(adapter))
+            if source is None or source.adapter is not adapter:
+                source = self._mongo[id(adapter)] = MongoCapture(adapter, lambda col: captured(collections, col))
+            return source
+        return None
 
     def committed(self, db: Database, adapter: Adapter, changes: list[tuple[str, Change]]) -> None:
         """After a committed write: kick the relay for what triggers captured, queue the rest."""
@@ -304,8 +322,7 @@ class ChangeLog:
                 os._exit(70)
         if not changes:
             return
-        capture = adapter.capture if isinstance(adapter, SqlAdapter) and isinstance(adapter.capture, SqlCapture) \
-            else None
+        capture = self.attach(db, adapter)
         spec = db.spec
         kicked = False
         for col, change in changes:
@@ -316,7 +333,7 @@ class ChangeLog:
             event = ChangeEvent(type=change.type, id=change.id, doc=change.doc, version=change.version,
                                 time=int(time.time() * 1000), before=change.before)
             self.direct.put((subjects.changes(spec.project, spec.alias, key), event.encode(),
-                             msg_id(spec.project, spec.alias, key, change.id, change.type, change.version)))
+                             dedup_id(spec.project, spec.alias, key, change.id, change.type, change.version)))
         relay = self.relays.get((spec.project, spec.alias))
         if kicked and relay is not None:
             relay.kick()

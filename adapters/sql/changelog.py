@@ -17,12 +17,12 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from adapters.base import Doc
+from adapters.changes import Captured, ChangeType
 from adapters.names import VERSION_FIELD, collection_key
 from adapters.namespaces import Place, sql_place
 from adapters.sql import capture_ddl as ddl
@@ -35,26 +35,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("space_cloud.capture")
 
-ChangeType = Literal["insert", "update", "delete"]
 Policy = Callable[[str], bool]
 """Whether a collection's changes are captured (its name as given)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Captured:
-    """One outbox row, decoded: a change of one document."""
-
-    seq: int
-    col: str
-    type: ChangeType
-    id: str | int
-    doc: Doc | None
-    before: Doc | None
-    version: int
-    time: int
-
-
 class SqlCapture:
+    keeps_lease = False
+
     def __init__(self, adapter: SqlAdapter, policy: Policy) -> None:
         self.adapter = adapter
         self.policy = policy
@@ -220,9 +207,10 @@ class SqlCapture:
                                    f"{d.limit(limit, None)}")
         return [await self._decode(r) for r in raw]
 
-    async def trim(self, owner: str, seqs: list[int], *, release: bool) -> None:
+    async def trim(self, owner: str, done: list[Captured], *, release: bool) -> None:
         """Remove stored changes from the outbox; `release` gives the lease up."""
         p = self.d.placeholder
+        seqs = [c.seq for c in done]
         async with self.adapter.driver.transaction() as conn:
             for start in range(0, len(seqs), 500):
                 part = seqs[start:start + 500]

@@ -351,6 +351,7 @@ class ChangeLogReader:
                         page.append((seq, event))
                     if seq == until or pull.pending == 0:
                         done = True
+                        break  # not waiting for the end of the pull: there is nothing more to read
                 if page:
                     yield page
                 if done or not page:

@@ -128,15 +128,6 @@ class NatsCluster:
             node.kill()
 
 
-class CutProxy(StallProxy):
-    """A `StallProxy` whose `cut()` also drops the connections it carries: the link is gone, not slow."""
-
-    def cut(self) -> None:
-        self.stall()
-        for writer in list(self._links):
-            writer.transport.abort()
-
-
 class ProxyThread:
     """Proxies on an event loop of their own (the tests' loops come and go; the gateways stay)."""
 
@@ -144,13 +135,13 @@ class ProxyThread:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.proxies: list[CutProxy] = []
+        self.proxies: list[StallProxy] = []
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
     def add(self, port: int) -> int:
-        proxy = CutProxy("127.0.0.1", port)
+        proxy = StallProxy("127.0.0.1", port)
         self._run(proxy.__aenter__())
         self.proxies.append(proxy)
         return proxy.port

@@ -78,6 +78,12 @@ class StallProxy:
     def resume(self) -> None:
         self._flowing.set()
 
+    def cut(self) -> None:
+        """Stall, and drop the connections it carries: the link is gone, not just slow, until `resume()`."""
+        self.stall()
+        for writer in list(self._links):
+            writer.transport.abort()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._flowing.wait()
         try:
