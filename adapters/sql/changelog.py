@@ -5,8 +5,8 @@ publishes, and trims what is stored.
 
 `SqlCapture` is set on a `SqlAdapter` (`adapter.capture`); the adapter calls `prepare()` for each
 collection the first time it sees its table, before using it, so the triggers are in place before
-the first write through the API. A collection the policy leaves out (realtime off, the server's own
-`_sc_*` tables) gets no triggers, and those a previous config installed are dropped.
+the first write through the API. A collection the policy leaves out (`captureOutsideWrites: false`)
+and the server's own `_sc_*` tables get no triggers, and those a previous config installed are dropped.
 """
 
 # ruff: noqa: S608 -- SQL text holds only validated, quoted identifiers; every value is a bound parameter
