@@ -1,4 +1,4 @@
-"""SQLite driver (aiosqlite): one writer connection, one reader, WAL journal."""
+"""SQLite driver (aiosqlite): one writer connection, a small pool of readers, WAL journal."""
 
 from __future__ import annotations
 
@@ -93,17 +93,23 @@ class _Conn:
 
 
 class SQLiteDriver:
-    """Writes serialise on one connection under BEGIN IMMEDIATE; reads use a second one."""
+    """Writes serialise on one connection under BEGIN IMMEDIATE; reads use a pool of up to `readers`
+    connections (each with its own thread; WAL lets them run beside the writer and each other), so
+    one slow read does not hold up the others. In memory, everything uses the one writer connection
+    (another connection would open another, empty database)."""
 
     dialect = DIALECTS["sqlite"]
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, readers: int = 4) -> None:
+        if readers < 1:
+            raise ValueError(f"readers must be at least 1, got {readers}")
         self.path = path
         self.memory = path in ("", ":memory:")
         self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
         self._wlock = asyncio.Lock()
-        self._rlock = asyncio.Lock()
+        self._readers: list[aiosqlite.Connection] = []  # every open reader, opened when first needed
+        self._idle: list[aiosqlite.Connection] = []
+        self._free = asyncio.Semaphore(readers)
 
     async def _open(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path or ":memory:", isolation_level=None)
@@ -122,38 +128,63 @@ class SQLiteDriver:
         try:
             if self._writer is None:
                 self._writer = await self._open()
-            if self._reader is None:
-                self._reader = self._writer if self.memory else await self._open()
         except Exception as exc:
             raise (map_error(exc) or unavailable("sqlite", os_reason(exc))) from exc
 
+    async def _take_reader(self) -> aiosqlite.Connection:
+        if self._idle:
+            return self._idle.pop()
+        try:
+            db = await self._open()
+        except Exception as exc:
+            raise (map_error(exc) or unavailable("sqlite", os_reason(exc))) from exc
+        self._readers.append(db)
+        return db
+
     async def close(self) -> None:
-        writer, reader = self._writer, self._reader
-        self._writer = self._reader = None
-        if reader is not None and reader is not writer:
+        writer, readers = self._writer, self._readers
+        self._writer, self._readers, self._idle = None, [], []
+        for reader in readers:
             await reader.close()
         if writer is not None:
             await writer.close()
 
     @asynccontextmanager
-    async def _use(self, tx: bool) -> AsyncIterator[_Conn]:
-        await self.connect()
-        lock = self._wlock if tx or self.memory else self._rlock
-        try:
-            budget = deadline.statement_budget("sqlite")
-        except Timeout as exc:
-            raise (deadline.rolled_back(exc) if tx else exc) from None
+    async def _hold(self, tx: bool, budget: float | None) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer (for `tx`, and for everything in memory) or a free reader, waited for within
+        `budget` seconds."""
+        on_writer = tx or self.memory
+        gate = self._wlock if on_writer else self._free
         try:
             async with asyncio.timeout(budget):
-                await lock.acquire()
+                await gate.acquire()
         except TimeoutError:
             if budget is None:
                 raise
             busy = Timeout(f"sqlite: the connection stayed busy past the deadline ({budget:.3g}s)")
             raise (deadline.rolled_back(busy) if tx else busy) from None
         try:
-            db = self._writer if tx else self._reader
-            assert db is not None
+            if on_writer:
+                assert self._writer is not None
+                yield self._writer
+                return
+            db = await self._take_reader()
+            try:
+                yield db
+            finally:
+                if db in self._readers:  # not closed meanwhile
+                    self._idle.append(db)
+        finally:
+            gate.release()
+
+    @asynccontextmanager
+    async def _use(self, tx: bool) -> AsyncIterator[_Conn]:
+        await self.connect()
+        try:
+            budget = deadline.statement_budget("sqlite")
+        except Timeout as exc:
+            raise (deadline.rolled_back(exc) if tx else exc) from None
+        async with self._hold(tx, budget) as db:
             conn = _Conn(db)
             with translated(map_error):
                 if tx:
@@ -170,8 +201,6 @@ class SQLiteDriver:
                         if isinstance(exc, Timeout):
                             raise deadline.rolled_back(exc) from None
                     raise
-        finally:
-            lock.release()
 
     def transaction(self) -> Any:
         return self._use(True)
