@@ -44,6 +44,8 @@ SYSTEM_PROJECT = "_system"
 """The project the worker's discovery entry is listed under."""
 
 WRITES = ("create", "update", "delete", "batch")
+MONGO_WRITE_UNKNOWN = "; the write may or may not have been applied: read it back to know (see docs/operations.md)"
+"""A Mongo write cannot be held back at a commit point: a timeout cannot say it was rolled back."""
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a request that carries no budget (`Sc-Timeout`) may take."""
@@ -173,7 +175,9 @@ class DbWorker:
         db = self._dbs.get((project, alias))
         label = db.label if db is not None else f"alias {alias} (project {project})"
         text = f"{label} did not finish a {kind} within {seconds:.3g}s and was cancelled"
-        if kind in WRITES:
+        if kind in WRITES and db is not None and db.spec.type == "mongo":
+            text += MONGO_WRITE_UNKNOWN
+        elif kind in WRITES:
             text += ("; the write is rolled back, unless its commit had already been sent: then its change "
                      "events tell (see docs/operations.md)")
         return text
@@ -224,7 +228,9 @@ class DbWorker:
                 if outcome in ("unavailable", "timeout"):
                     db.outcome(exc)
                     if isinstance(exc, SpaceCloudError) and db.label not in exc.message:
-                        raise type(exc)(f"{db.label}: {exc.message}") from exc
+                        note = MONGO_WRITE_UNKNOWN if (isinstance(exc, Timeout) and kind in WRITES
+                                                       and db.spec.type == "mongo") else ""
+                        raise type(exc)(f"{db.label}: {exc.message}{note}") from exc
                 raise
             db.outcome(None)
             self.metrics.op(db, kind, "ok").inc()
@@ -280,12 +286,12 @@ class DbWorker:
 async def run_worker(nats_url: str | NatsTarget, databases: list[DatabaseSpec], **options: Any) -> None:
     """Run a worker until SIGINT/SIGTERM (`options`: `DbWorker`'s keyword arguments)."""
     worker = DbWorker(nats_url, databases=databases, **options)
-    await worker.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before starting: a stop asked for meanwhile is kept
         loop.add_signal_handler(sig, stop.set)
     try:
+        await worker.start()
         await stop.wait()
     finally:
         await worker.stop()

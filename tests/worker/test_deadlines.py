@@ -78,6 +78,31 @@ async def test_a_stalled_write_is_504_at_its_deadline_and_not_committed_afterwar
             await direct.close()
 
 
+async def test_a_stalled_mongo_write_is_504_saying_it_may_have_been_applied(nats_url: str, nx_mongo_url: str) -> None:
+    """A Mongo write cannot be held back at a commit point: its 504 must not claim a rollback."""
+    target = urlparse(nx_mongo_url)
+    project = "stallm" + uuid.uuid4().hex[:6]
+    async with StallProxy(target.hostname or "127.0.0.1", target.port or 27017) as proxy:
+        conn = f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true&serverSelectionTimeoutMS=1500"
+        cfg = parse(project_config(project, crud={"mg": {"type": "mongo", "conn": conn, "collections": ALLOW}}), env={})
+        worker = DbWorker(nats_url, databases=cfg.databases())
+        await worker.start()
+        try:
+            async with gateway(cfg, nats_url, settings={"db_timeout": 2.0}) as gw:
+                core = gw.gw.core
+                await core.db_request(project, "mg", "create", DbRequest(col="c", op="one", doc={"_id": "before"}))
+                proxy.stall()
+                with pytest.raises(Timeout) as exc:
+                    await core.db_request(project, "mg", "create", DbRequest(col="c", op="one", doc={"_id": "during"}))
+                text = exc.value.message
+                assert text.startswith(f"mongo alias mg (project {project})"), text
+                assert "may or may not have been applied" in text, text
+                assert "rolled back" not in text, text
+                proxy.resume()
+        finally:
+            await worker.stop()
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
 async def test_no_commit_is_sent_once_the_deadline_has_passed(kind: str, tmp_path: Path) -> None:
     url = str(tmp_path / "d.db") if kind == "sqlite" else await database_url(f"{kind}-deadline")
