@@ -32,6 +32,7 @@ projects:
           collections:
             todos:
               isRealtimeEnabled: true
+              indexes: [userId]   # every read below filters on it (docs/database-adapters.md)
               rules:              # no rule = deny
                 create: {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.doc.userId}
                 read:   {rule: match, eval: "==", type: string, f1: args.auth.id, f2: args.find.userId}

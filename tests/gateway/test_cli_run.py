@@ -56,6 +56,8 @@ def test_init_writes_a_config_that_loads(tmp_path: Path, home: dict[str, str]) -
 
     cfg = load(tmp_path / "config.yaml", env={"SC_SECRET": "x" * 32, "ADMIN_PASS": "p", "ADMIN_SECRET": "s" * 32})
     assert "myproject" in cfg.projects
+    todos = cfg.projects["myproject"].crud["sqlite"].collections["todos"]
+    assert todos.indexes == [("userId",)], "every read the starter's rules allow filters on userId"
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path, home: dict[str, str]) -> None:
