@@ -10,14 +10,16 @@ the wire protocol, started for the session by `nx_mongo_url`) and `mongo-real`
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from adapters import deadline
 from adapters.base import Adapter, Doc
 from adapters.registry import create_adapter
 from common.errors import SpaceCloudError
@@ -39,6 +41,16 @@ BACKENDS = (
     "mysql-schemaless", "mysql-typed", "mongo-fake", "mongo-nx", "mongo-real",
 )
 _XFAIL_MARK = "xfail_backend"
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Run the block under a request deadline `seconds` from now (`adapters.deadline`)."""
+    token = deadline.set_deadline(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        deadline.reset_deadline(token)
 
 
 def xfail_on(name: str, reason: str) -> pytest.MarkDecorator:

@@ -8,18 +8,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters import deadline
 from adapters.base import ReadOptions, WriteRequest
 from adapters.namespaces import pg_schema
 from common.errors import Timeout
-from tests.adapters.conftest import Backend, open_backend
+from tests.adapters.conftest import Backend, open_backend, within
 
 SQL = [
     pytest.param("sqlite-schemaless", id="sqlite"),
@@ -32,15 +31,6 @@ SLOW = {  # each runs for 30 s or (SQLite) far longer
     "mysql": "SELECT SLEEP(30)",
 }
 R = ReadOptions()
-
-
-@contextmanager
-def within(seconds: float) -> Iterator[None]:
-    token = deadline.set_deadline(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        deadline.reset_deadline(token)
 
 
 @asynccontextmanager

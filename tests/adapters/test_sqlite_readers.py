@@ -5,28 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from adapters import deadline
 from adapters.sql.sqlite import SQLiteDriver
 from common.errors import Timeout
+from tests.adapters.conftest import within
 
 ENDLESS = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
 COUNT = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r LIMIT ?) SELECT count(*) FROM r"
-
-
-@contextmanager
-def within(seconds: float) -> Iterator[None]:
-    token = deadline.set_deadline(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        deadline.reset_deadline(token)
 
 
 @asynccontextmanager
