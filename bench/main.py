@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -24,6 +26,7 @@ PARTS = {
     "pocketbase": "bench.pocketbase",
     "schemaless": "bench.schemaless",
     "realtime_scale": "bench.realtime_scale",
+    "capture": "bench.capture",
 }
 
 
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx.quiet_max_wait, ctx.quiet_budget = 3.0, 20.0
     if a.quiet_budget is not None:
         ctx.quiet_budget = a.quiet_budget
+    ctx.shared["nats_pid"] = nats.pid  # CPU per request counts the nats-server too (part 8)
     ctx.log(f"nats-server at {nats_url}; results in {results}")
     sections: list[Section] = []
     failed = False
@@ -126,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx.log(f"measured in {elapsed:.0f}s")
     settings = {"runs per case": str(runs), "seconds per run": f"{duration:g}",
                 "mode": "quick (smoke)" if a.quick else "full"}
+    server = server_revision()
+    if server:
+        settings["server"] = server
     if ctx.gateway_uvloop:
         settings["gateway"] = ("on uvloop" + (", one write per response" if a.gateway_one_write else "")
                                + " (bench/procs/gateway_uvloop.py), not plain `space-cloud run`")
@@ -146,6 +153,22 @@ def main(argv: list[str] | None = None) -> int:
         if s.skipped:
             print(f"  {s.title}: not measured: {s.skipped}")
     return 1 if failed else 0
+
+
+def server_revision() -> str:
+    """The server measured: BENCH_SERVER_COMMIT (a run from an exported tree of that commit), else git's HEAD."""
+    given = os.environ.get("BENCH_SERVER_COMMIT", "").strip()
+    if given:
+        return f"commit {given}"
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH.parent, capture_output=True,
+                              text=True, timeout=10, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench",
+                                ":!docs"], cwd=BENCH.parent, capture_output=True, text=True, timeout=10,
+                               check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return f"commit {head}" + (" with uncommitted changes" if dirty else "") if head else ""
 
 
 def part_titles() -> list[str]:

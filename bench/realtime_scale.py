@@ -185,6 +185,29 @@ def measured(ctx: Context, gw: Proc, loaders: list[Loader], load: Any, rate: flo
             "cpu_per_frame_us": cpu / max(got["deliveries"], 1) * 1e6}
 
 
+def spy(ctx: Context, pid: int, label: str, seconds: float, load: Any) -> dict[str, Any]:
+    """py-spy on the gateway (not a measured run) while `load()` runs; shares of samples (bench.pocketbase)."""
+    import shutil
+
+    from bench.pocketbase import summarize
+
+    if shutil.which("py-spy") is None:
+        return {"skipped": "py-spy is not installed (pip install py-spy)"}
+    raw = ctx.results / f"scale-profile-{label}.raw.txt"
+    cmd = ["py-spy", "record", "--nonblocking", "--nolineno", "--rate", "200", "--pid", str(pid),
+           "--duration", str(round(seconds)), "--format", "raw", "-o", str(raw)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        load()
+        proc.wait(timeout=seconds + 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return summarize(raw) if raw.exists() else {"samples": 0}
+
+
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(float(r[key]) for r in runs))
 
@@ -250,6 +273,7 @@ def run(ctx: Context) -> Section:
         rss_subscribed = stack.proc_rss_kib(gw.pid)
     per_user: dict[str, list[dict[str, Any]]] = {str(r): [] for r in rates}
     growth: list[float] = []
+    profiles: dict[str, dict[str, Any]] = {}
     try:
         inject(ctx, subject, 500, 1.0, USERS)  # warm-up
         collect(users)
@@ -265,6 +289,11 @@ def run(ctx: Context) -> Section:
                 inject(ctx, subject, 500, NON_MATCHING / 500, USERS, nobody=True)
                 time.sleep(0.5)
                 growth.append(stack.proc_rss_kib(gw.pid) - m0)
+        if not ctx.quick:
+            with timed(ctx, f"scale: py-spy on the gateway, 1,000/s over {USERS:,} queries"):
+                profiles["per-user, 1,000/s"] = spy(ctx, gw.pid, "per-user", duration,
+                                                    lambda: inject(ctx, subject, 1000, duration, USERS))
+                collect(users)
     finally:
         for loader in users:
             loader.close()
@@ -288,6 +317,11 @@ def run(ctx: Context) -> Section:
                     ctx.settle()
                     shared[str(n)].append(measured(ctx, proc, loaders[n], injector(0), SHARED_RATE, duration, 0,
                                                    fanout=SHARED))
+        if not ctx.quick:
+            with timed(ctx, f"scale: py-spy on the gateway, {SHARED_RATE:g}/s to {SHARED:,} sockets, 1 process"):
+                profiles[f"one query, {SHARED:,} sockets"] = spy(
+                    ctx, gateways[1][0].pid, "shared", duration, lambda: inject(ctx, subject, SHARED_RATE, duration, 0))
+                collect(loaders[1])
     finally:
         for group in loaders.values():
             for loader in group:
@@ -295,6 +329,7 @@ def run(ctx: Context) -> Section:
         for proc, _, _ in gateways.values():
             ctx.procs.stop(proc)
     data["shared"] = shared
+    data["profiles"] = profiles
 
     # end to end: documents created through the CRUD API, a db worker in the gateway's process
     e2e: dict[str, list[dict[str, Any]]] = {str(r): [] for r in e2e_rates}
@@ -315,6 +350,11 @@ def run(ctx: Context) -> Section:
                 with timed(ctx, f"scale: run {rep + 1}/{ctx.runs}, {rate}/s through the CRUD API"):
                     ctx.settle()
                     e2e[str(rate)].append(measured(ctx, gw, users, inserter, rate, duration, USERS))
+        if not ctx.quick:
+            with timed(ctx, f"scale: py-spy on the gateway + db worker, {e2e_rates[0]}/s through the CRUD API"):
+                profiles[f"CRUD API, {e2e_rates[0]}/s"] = spy(ctx, gw.pid, "e2e", duration,
+                                                              lambda: inserter(e2e_rates[0], duration))
+                collect(users)
     finally:
         for loader in users:
             loader.close()
@@ -323,17 +363,42 @@ def run(ctx: Context) -> Section:
     return report(ctx, data)
 
 
-def _rate_rows(runs_by_rate: dict[str, list[dict[str, Any]]], cpu: bool = True) -> tuple[list[list[str]], float]:
+def _rate_rows(runs_by_rate: dict[str, list[dict[str, Any]]], cpu: bool = True, achieved: bool = False
+               ) -> tuple[list[list[str]], float]:
     rows, sustained = [], 0.0
     for rate, runs in runs_by_rate.items():
         p99, missed = median_of(runs, "p99_ms"), int(median_of(runs, "missed"))
-        ok = p99 < GOAL_P99_MS and missed == 0
+        got = statistics.median(float(r["sent"]) / max(float(r["inject_s"]), 1e-9) for r in runs)
+        ok = p99 < GOAL_P99_MS and missed == 0 and got >= 0.95 * float(rate)
         sustained = max(sustained, float(rate)) if ok else sustained
-        row = [f"{float(rate):,.0f}/s", fmt_ms(median_of(runs, "p50_ms")), fmt_ms(median_of(runs, "p90_ms")),
-               fmt_ms(p99), str(missed)]
-        row += [f"{median_of(runs, 'cpu_per_insert_ms') * 1000:.0f} µs"] if cpu else []
+        row = [f"{float(rate):,.0f}/s", *([f"{got:,.0f}/s"] if achieved else []), fmt_ms(median_of(runs, "p50_ms")),
+               fmt_ms(median_of(runs, "p90_ms")), fmt_ms(p99), str(missed)]
+        row += [f"{median_of(runs, 'cpu_per_insert_ms') * 1000:,.0f} µs"] if cpu else []
         rows.append([*row, "yes" if ok else "no"])
     return rows, sustained
+
+
+def profile_lines(profiles: dict[str, dict[str, Any]]) -> list[str]:
+    """The gateway's py-spy samples by component and by function (own time), per profiled load."""
+    from bench.pocketbase import _short
+
+    got = {k: v for k, v in profiles.items() if v.get("samples")}
+    if not got:
+        return []
+    lines = ["Where the gateway spends its time (py-spy, 200 samples a second, on runs of their own after the "
+             "measured ones; shares of all samples of its threads): "
+             + ", ".join(f"{k}: {v['samples']:,} samples" for k, v in got.items()) + ".", ""]
+    for key, header, limit in (("categories", "component (own time of the innermost frame)", 10),
+                               ("own", "function (own time)", 12)):
+        names: dict[str, float] = {}
+        for prof in got.values():
+            for name, share in prof[key]:
+                names[name] = max(names.get(name, 0.0), share)
+        keep = [n for n, v in sorted(names.items(), key=lambda kv: -kv[1]) if v >= 1.0][:limit]
+        shares = {k: dict(v[key]) for k, v in got.items()}
+        lines += [*md_table([header, *got], [[n if key == "categories" else _short(n),
+                                              *(f"{shares[k].get(n, 0.0):.1f}%" for k in got)] for n in keep]), ""]
+    return lines
 
 
 def report(ctx: Context, data: dict[str, Any]) -> Section:
@@ -347,20 +412,28 @@ def report(ctx: Context, data: dict[str, Any]) -> Section:
     best_p99 = min(shared_p99, median_of(two, "p99_ms"))
     idle_kib = float(data["idle_kib_per_socket"])
     rss = data["rss_kib"]
-    e2e_rows, e2e_sustained = _rate_rows(data["e2e"], cpu=False)
+    e2e_rows, e2e_sustained = _rate_rows(data["e2e"], achieved=True)
+    e2e_low = next(iter(data["e2e"]))
+    e2e_runs = data["e2e"][e2e_low]
     goals = [
-        Goal(f"{USERS:,} per-user queries: sustained inserts/s with p99 < {GOAL_P99_MS:g} ms ≥ 1,000",
+        Goal(f"{USERS:,} per-user queries: sustained inserts/s with p99 < {GOAL_P99_MS:g} ms ≥ 1,000 (inserts put "
+             "into the change log: the gateway's matching and fan-out)",
              sustained >= 1000, f"{sustained:,.0f}/s put into the change log (highest rate tried: "
-             f"{max(float(r) for r in per_user):,.0f}/s); through the CRUD API: {e2e_sustained:,.0f}/s"),
+             f"{max(float(r) for r in per_user):,.0f}/s)"),
+        Goal(f"{USERS:,} per-user queries: sustained inserts/s with p99 < {GOAL_P99_MS:g} ms ≥ 1,000, end to end "
+             "through the CRUD API (SQLite, the db worker in the gateway's process)", e2e_sustained >= 1000,
+             f"{e2e_sustained:,.0f}/s (tried {', '.join(f'{float(r):,.0f}' for r in data['e2e'])}/s; at "
+             f"{float(e2e_low):,.0f}/s p99 {fmt_ms(median_of(e2e_runs, 'p99_ms'))}, "
+             f"{median_of(e2e_runs, 'cpu_per_insert_ms'):.1f} ms of CPU per insert in that process)"),
         Goal(f"gateway CPU per insert matching 1 of {USERS:,} queries ≤ 0.5 ms", cpu_insert_ms <= 0.5,
              f"{cpu_insert_ms * 1000:.0f} µs (at {float(at[0]['rate']):,.0f}/s)"),
         Goal(f"memory growth, {NON_MATCHING:,} non-matching inserts with {USERS:,} queries ≤ 1 MB",
              growth_kib <= 1024, f"{growth_kib:,.0f} KiB"),
-        Goal(f"CPU per delivered frame, one query shared by {SHARED:,} sockets ≤ 10 µs", frame_us <= 10,
+        Goal(f"(issue part 4) CPU per delivered frame, one query shared by {SHARED:,} sockets ≤ 10 µs", frame_us <= 10,
              f"{frame_us:.1f} µs (two processes: {median_of(two, 'cpu_per_frame_us'):.1f} µs in all)"),
-        Goal(f"p99 insert → delivery, one query shared by {SHARED:,} sockets < 20 ms", best_p99 < 20,
+        Goal(f"(issue part 4) p99 insert → delivery, one query shared by {SHARED:,} sockets < 20 ms", best_p99 < 20,
              f"one process {fmt_ms(shared_p99)}, two processes {fmt_ms(median_of(two, 'p99_ms'))}"),
-        Goal("memory per idle WebSocket ≤ 16 KB", idle_kib * 1024 <= 16_000, f"{idle_kib:.1f} KiB"),
+        Goal("(issue part 4) memory per idle WebSocket ≤ 16 KB", idle_kib * 1024 <= 16_000, f"{idle_kib:.1f} KiB"),
     ]
     shared_rows = [[f"{n}", fmt_ms(median_of(runs, "p50_ms")), fmt_ms(median_of(runs, "p90_ms")),
                     fmt_ms(median_of(runs, "p99_ms")), str(int(median_of(runs, "missed"))),
@@ -388,11 +461,16 @@ def report(ctx: Context, data: dict[str, Any]) -> Section:
         *md_table(["gateway processes", "p50", "p90", "p99", "missed", "CPU / delivered frame"], shared_rows),
         "",
         f"End to end, the same {USERS:,} per-user queries, documents created through the CRUD API (gateway, "
-        "NATS, the db worker in the gateway's process, SQLite, the change log, the gateway):",
+        "NATS, the db worker in the gateway's process, SQLite, the change log, the gateway); *inserts made*: "
+        "what the inserter managed (it waits for each answer, so a saturated server slows it down); a rate "
+        "counts as sustained when p99 < 50 ms, nothing is missed and at least 95% of the asked rate was made:",
         "",
-        *md_table(["inserts", "p50", "p90", "p99", "missed", f"p99 < {GOAL_P99_MS:g} ms"], e2e_rows),
+        *md_table(["inserts asked", "inserts made", "p50", "p90", "p99", "missed",
+                   "CPU / insert (gateway + db worker process)", f"p99 < {GOAL_P99_MS:g} ms"], e2e_rows),
         "",
         f"Memory per idle WebSocket (a fresh gateway's RSS with {IDLE:,} idle sockets, minus before): "
         f"**{idle_kib:.1f} KiB**.",
+        "",
+        *profile_lines(data.get("profiles") or {}),
     ]
     return Section("realtime_scale", TITLE, lines, goals, [], data=data)
