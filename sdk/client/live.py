@@ -7,10 +7,26 @@
 The first snapshot (`type` "initial") is the query's documents; after it, one `Snapshot` per change
 (`insert`, `update`, `delete`), with `docs` as they are after that change. The merge is the JS
 client's (see cache.py). After a dropped connection the socket reopens by itself and the query
-subscribes again with `options.resumeFrom` = the last time it saw: the server replays what was
-missed (`resumed`), or sends a complete fresh snapshot (`reset`), which is yielded as a new
-"initial". Leaving the `async with`, `aclose()`, or the end of an `async for` over the query
-itself tells the server to stop (`realtime-unsubscribe`).
+subscribes again from the newest change-log position it was sent (`options.cursor`, preferred
+to the time `options.resumeFrom` beside it, which a server without cursors uses): the server
+replays what was missed
+(`resumed`), or sends a complete fresh snapshot (`reset`, e.g. after a 4410: the log lost
+changes), which is yielded as a new "initial". Leaving the `async with`, `aclose()`, or the end of
+an `async for` over the query itself tells the server to stop (`realtime-unsubscribe`).
+
+When the live query's token expires (the server closes with 4401), the iteration raises
+`Unauthorized` once and the subscription waits (`waiting_for_token`) instead of resubscribing with
+the expired token; after `api.set_token(new)` it resubscribes and resumes, missing nothing:
+
+    async with db.live_query("todos") as live:
+        while True:
+            try:
+                async for snap in live:
+                    render(snap.docs)
+            except Unauthorized:
+                api.set_token(await sign_in_again())   # then keep iterating the same `live`
+
+(An `async for` straight over `db.live_query(...)` ends with that error instead.)
 
 A consumer that falls more than `max_pending` snapshots behind loses the oldest ones (counted in
 `dropped`); the documents stay correct, and the next snapshot it gets shows them.

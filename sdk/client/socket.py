@@ -3,9 +3,11 @@
 Frames are `{"id", "type", "data"}`; the token goes into every `data` (as space-api sends it).
 A reply is routed to its request by `id`; pushes (`id: ""`) go to the handler of their `type`.
 After any close the socket reopens after `reconnect_min` seconds, doubling up to `reconnect_max`,
-with jitter; every (re)open runs the open hooks, which is how live queries subscribe again.
-A request on a closed socket, or one whose socket closes before the reply, raises
-`ServiceUnavailable`; no reply within the timeout raises `Timeout`.
+with jitter; every (re)open runs the open hooks, which is how live queries subscribe again, and
+every close runs the close hooks with the close code and reason (1006 and "" when the connection
+just failed): how live queries learn of 4401, a token that expired. A request on a closed socket,
+or one whose socket closes before the reply, raises `ServiceUnavailable`; no reply within the
+timeout raises `Timeout`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger("space_cloud.client")
 
 Push = Callable[[dict[str, Any]], None]
 Hook = Callable[[], None]
+CloseHook = Callable[[int | None, str], None]
 
 
 class Socket:
@@ -42,6 +45,7 @@ class Socket:
         self._max_frame = max_frame_bytes
         self.handlers: dict[str, Push] = {}
         self._open_hooks: list[Hook] = []
+        self._close_hooks: list[CloseHook] = []
         self._state_hooks: list[Callable[[bool], None]] = []
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ws: ClientConnection | None = None
@@ -50,6 +54,8 @@ class Socket:
         self._opened = asyncio.Event()
         self.opens = 0
         """How many times the socket has opened (1 + the reconnects)."""
+        self.last_close: tuple[int | None, str] | None = None
+        """The code and reason of the last close (None: it has not closed since it opened)."""
 
     @property
     def is_open(self) -> bool:
@@ -68,6 +74,16 @@ class Socket:
         with contextlib.suppress(ValueError):
             self._open_hooks.remove(hook)
 
+    def token(self) -> str | None:
+        """The token sent with every frame now."""
+        return self._token()
+
+    def add_close_hook(self, hook: CloseHook) -> Callable[[], None]:
+        """`hook(code, reason)` after every close of an open connection (before the state hooks); returns
+        a remover."""
+        self._close_hooks.append(hook)
+        return lambda: self._close_hooks.remove(hook) if hook in self._close_hooks else None
+
     def add_state_hook(self, hook: Callable[[bool], None]) -> Callable[[], None]:
         """`hook(True)` after every open, `hook(False)` after every close; returns a remover."""
         self._state_hooks.append(hook)
@@ -76,11 +92,13 @@ class Socket:
     async def _run(self) -> None:
         attempt = 0
         while not self._closing:
+            conn: ClientConnection | None = None
             try:
                 async with connect(self.url, max_size=self._max_frame, open_timeout=self.request_timeout,
                                    close_timeout=2) as ws:
                     attempt = 0
-                    self._ws = ws
+                    conn = self._ws = ws
+                    self.last_close = None
                     self._opened.set()
                     self.opens += 1
                     self._notify(True)
@@ -98,6 +116,9 @@ class Socket:
                 self._opened.clear()
                 self._fail_pending()
                 if was_open:
+                    code = conn.close_code if conn is not None else None
+                    self.last_close = (code, (conn.close_reason or "") if conn is not None else "")
+                    self._closed(*self.last_close)
                     self._notify(False)
             if self._closing:
                 break
@@ -111,6 +132,13 @@ class Socket:
                 hook(is_open)
             except Exception:
                 log.exception("connection state hook failed")
+
+    def _closed(self, code: int | None, reason: str) -> None:
+        for hook in list(self._close_hooks):
+            try:
+                hook(code, reason)
+            except Exception:
+                log.exception("close hook failed")
 
     def _fail_pending(self) -> None:
         for fut in self._pending.values():

@@ -1,16 +1,61 @@
 // The JSON WebSocket (reconnecting), live queries and their client-side merge.
 // Wire format: Space Cloud §3 (`realtime-subscribe` / `realtime-feed` / `realtime-unsubscribe`),
-// plus this server's resume (`options.resumeFrom` → ack `resumed` or `reset`). See docs/js-client.md.
+// plus this server's resume: a subscription keeps the newest change-log `cursor` it was sent (ack
+// of a snapshot, feeds that carry one) and resubscribes with `options.cursor`, the exact position,
+// which the server prefers to the `options.resumeFrom` (ms) sent beside it for a server without
+// cursors (and alone when none was sent). The ack says `resumed` (the missed changes follow as
+// feeds) or `reset` (a fresh snapshot in `docs`, which replaces the cache). Close code 4401 (the
+// live query's token expired) pauses the subscriptions that used that token until the app sets
+// another one (`api.setToken`): they then resume by cursor. See docs/js-client.md.
 
 import { whereToFind } from './db.js';
 
 /**
  * @typedef {{id: string, docId: string, type: 'initial'|'insert'|'update'|'delete', payload: any,
- *            time: number, group: string, dbType: string}} Feed
+ *            time: number, group: string, dbType: string, cursor?: string}} Feed
  * @typedef {{time: number, payload: any, isDeleted: boolean}} Row
+ * @typedef {{code: number, reason: string}} ErrorInfo
  */
 
 const REQUEST_TIMEOUT_MS = 10000;
+/** Close code of a connection whose live query's token expired (the server's `TOKEN_EXPIRED`). */
+export const TOKEN_EXPIRED = 4401;
+/** Close code of a connection whose live queries missed changes the log lost: resubscribing gives `reset`. */
+export const LOG_GAP = 4410;
+/** Close code of a socket too slow to keep up. */
+export const SLOW_CONSUMER = 4008;
+
+/** The claims of a JWT, read without checking it (only to tell expiry and user apart); null if not one. */
+function jwtClaims(token) {
+  if (typeof token !== 'string') return null;
+  const part = token.split('.')[1];
+  if (!part || typeof atob !== 'function') return null;
+  try {
+    const claims = JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/')));
+    return claims && typeof claims === 'object' ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a token is known to be still valid here: a JWT whose `exp` is in the future. */
+function tokenValid(token) {
+  const claims = jwtClaims(token);
+  return Boolean(claims && typeof claims.exp === 'number' && claims.exp * 1000 > Date.now());
+}
+
+/** Whose token it is (`id`, else `sub`; null when it cannot be read). */
+function tokenUser(token) {
+  const claims = jwtClaims(token);
+  if (!claims) return null;
+  const who = claims.id !== undefined ? claims.id : claims.sub;
+  return who === undefined || who === null ? null : String(who);
+}
+
+/** A refusal that a new token can cure (the server's "Auth: invalid or expired token", a 401). */
+function tokenRefused(ack) {
+  return ack.status === 401 || /expired token/i.test(String(ack.error || ''));
+}
 
 /** A random id (crypto where there is one). */
 export function randomId() {
@@ -235,8 +280,12 @@ export class LiveQuery {
    * Start. `onSnapshot(docs, type, changedDoc)` runs after the initial snapshot (`type`
    * `initial`, `changedDoc` `{}`) and after every change (`insert`/`update`/`delete`).
    * `onError(message)` runs when the server refuses the subscription (it then stops).
+   * `onError(message, {code: 4401, reason})` runs when its token expired (the server closed the
+   * socket with 4401, or refused a resubscribe with that token): the subscription is paused, not
+   * stopped (`sub.waitingForToken`), and resumes by itself, missing nothing, once the app sets a
+   * new token (`api.setToken`).
    * @param {(docs: any[], type: string, changed: any) => void} onSnapshot
-   * @param {(error: string) => void} [onError]
+   * @param {(error: string, info?: ErrorInfo) => void} [onError]
    * @returns {Subscription}
    */
   subscribe(onSnapshot, onError = () => {}) {
@@ -244,12 +293,17 @@ export class LiveQuery {
   }
 }
 
-/** A running live query: keeps its snapshot correct across reconnects. */
+/**
+ * A running live query: keeps its snapshot correct across reconnects. It remembers the newest
+ * change-log cursor it was sent (the ack of a snapshot; the feeds that carry one, at least the last
+ * of each batch) and resumes from it; without one (a server that sends none) from the largest feed
+ * time seen (`resumeFrom`).
+ */
 export class Subscription {
   /**
    * @param {LiveQuery} query
    * @param {(docs: any[], type: string, changed: any) => void} onSnapshot
-   * @param {(error: string) => void} onError
+   * @param {(error: string, info?: ErrorInfo) => void} onError
    */
   constructor(query, onSnapshot, onError) {
     this.query = query;
@@ -261,6 +315,13 @@ export class Subscription {
     this.cache = new Cache();
     this.subscribed = false; // an ack has been received at least once
     this.stopped = false;
+    /** @type {string | null} the newest change-log position received: what a resume asks for */
+    this.cursor = null;
+    /** The token the last subscribe was sent with. */
+    this.sentToken = '';
+    /** Paused after its token expired (4401): resubscribes when the app sets another token. */
+    this.waitingForToken = false;
+    this.attempt = 0;
     /** @type {Feed[] | null} feeds that arrive while a subscribe awaits its ack */
     this.buffer = null;
     this._resubscribe = () => this._subscribe();
@@ -291,18 +352,33 @@ export class Subscription {
   }
 
   _subscribe() {
-    if (this.stopped) return;
+    if (this.stopped || this.waitingForToken) return;
     const q = this.query;
     const options = { ...q.opts };
-    // After a reconnect: ask for what was missed instead of a whole new snapshot.
-    if (this.subscribed) options.resumeFrom = this.cache.maxTime;
+    const token = this.api.token || '';
+    if (this.subscribed && tokenUser(token) !== tokenUser(this.sentToken)) {
+      // Another user now: what this one may read is not what the last one could; start afresh.
+      this.subscribed = false;
+      this.cursor = null;
+    }
+    // After a reconnect: ask for what was missed instead of a whole new snapshot, from the exact
+    // position where there is one (the server then ignores `resumeFrom`, there for one that knows
+    // no cursors).
+    if (this.subscribed) {
+      options.resumeFrom = this.cache.maxTime;
+      if (this.cursor) options.cursor = this.cursor;
+    }
     const data = { id: this.id, group: q.col, dbType: q.db.alias, project: this.api.projectId, options };
     if (q.find !== undefined) data.where = q.find;
     this.buffer = [];
+    this.sentToken = token;
+    const attempt = ++this.attempt;
     this.socket.request('realtime-subscribe', data).then(
-      (ack) => this._ack(ack),
+      (ack) => {
+        if (attempt === this.attempt) this._ack(ack);
+      },
       () => {
-        this.buffer = null; // the socket closed: the next open subscribes again
+        if (attempt === this.attempt) this.buffer = null; // the socket closed: the next open subscribes again
       },
     );
   }
@@ -312,6 +388,11 @@ export class Subscription {
     const buffered = this.buffer || [];
     this.buffer = null;
     if (!ack.ack) {
+      if (this.subscribed && this.sentToken && tokenRefused(ack)) {
+        // A resubscribe with a token that expired meanwhile: wait for a new one instead of ending.
+        this._waitForToken(ack.error || 'token expired');
+        return;
+      }
       this._stop();
       this.onError(ack.error || 'subscription refused');
       return;
@@ -323,8 +404,34 @@ export class Subscription {
       this.cache.clear();
       for (const feed of ack.docs || []) this.cache.apply(feed);
       if (!changesOnly) this.onSnapshot(this.cache.docs(), 'initial', {});
+      this.cursor = null; // the cursor of the old snapshot means nothing for this one
     }
+    if (typeof ack.cursor === 'string' && ack.cursor) this.cursor = ack.cursor;
     for (const feed of buffered) this._feed(feed);
+  }
+
+  /** The socket closed: a 4401 pauses this subscription if its token is the one that expired. */
+  _closed(info) {
+    if (this.stopped || this.waitingForToken || !info || info.code !== TOKEN_EXPIRED) return;
+    const token = this.api.token || '';
+    // The app may have set a fresh token already (it is sent on the next subscribe), and a socket
+    // closed for another live query's token says nothing of a token still valid.
+    if (!this.sentToken || token !== this.sentToken || tokenValid(token)) return;
+    this._waitForToken(info.reason || 'token expired');
+  }
+
+  _waitForToken(reason) {
+    this.waitingForToken = true;
+    this.buffer = null;
+    this.onError(reason, { code: TOKEN_EXPIRED, reason });
+  }
+
+  /** The app set a token: a subscription paused for its expired one subscribes again (and resumes). */
+  _tokenChanged() {
+    if (this.stopped || !this.waitingForToken) return;
+    this.waitingForToken = false;
+    if (this.socket.open) this._subscribe();
+    else if (!this.socket.closedByUser) this.socket.connect();
   }
 
   /** One `realtime-feed` for this query. @param {Feed} feed */
@@ -336,6 +443,7 @@ export class Subscription {
     }
     const before = this.cache.rows.get(String(feed.docId));
     const changed = feed.type === 'delete' ? deletedDoc(feed, before) : feed.payload;
+    if (typeof feed.cursor === 'string' && feed.cursor) this.cursor = feed.cursor;
     if (this.query.opts.changesOnly) {
       const time = Number(feed.time) || 0;
       if (time > this.cache.maxTime) this.cache.maxTime = time;
@@ -346,10 +454,29 @@ export class Subscription {
   }
 }
 
-/** Route `realtime-feed` pushes of a socket to their subscriptions. @param {import('./space-api.js').API} api */
+/**
+ * Route `realtime-feed` pushes of a socket to their subscriptions, tell them of closes (4401) and
+ * of a new token: `api.token` becomes an accessor, so `api.setToken(t)` (or `api.token = t`) wakes
+ * the subscriptions paused for an expired one.
+ * @param {import('./space-api.js').API} api
+ */
 export function attachRealtime(api) {
   api.socket.handlers.set('realtime-feed', (data) => {
     const sub = api._queries.get(data.id);
     if (sub) sub._feed(data);
+  });
+  api.socket.onState.add((state, info) => {
+    if (state === 'closed') for (const sub of [...api._queries.values()]) sub._closed(info);
+  });
+  let token = api.token;
+  Object.defineProperty(api, 'token', {
+    configurable: true,
+    enumerable: true,
+    get: () => token,
+    set: (value) => {
+      if (value === token) return;
+      token = value;
+      for (const sub of [...api._queries.values()]) sub._tokenChanged();
+    },
   });
 }

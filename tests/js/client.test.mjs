@@ -209,6 +209,7 @@ test('live query: initial snapshot, feeds, reconnect with resume, reset, refusal
   const req2 = await waitFor(() => ws2.last('realtime-subscribe'), 'resubscribe');
   assert.equal(req2.data.id, sub.id);
   assert.equal(req2.data.options.resumeFrom, 110);
+  assert.equal('cursor' in req2.data.options, false, 'a server that sends no cursor: resume by time');
   ws2.push({ id: req2.id, type: 'realtime-subscribe', data: { ack: true, resumed: true, docs: [] } });
   await tick();
   assert.equal(snaps.length, 3, 'a resume keeps the cache and says nothing');
@@ -258,5 +259,360 @@ test('changesOnly: no cache, one call per change', async () => {
   await tick();
   ws.push({ id: '', type: 'realtime-feed', data: { ...f('delete', 'x', 5, null), dbType: 'mongo', id: sub.id } });
   assert.deepEqual(calls, [[[], 'delete', { _id: 'x' }]]);
+  api.close();
+});
+
+// ---------------------------------------------------------------- resume by cursor, against a fake change log
+
+/**
+ * A fake of this server's live queries, as gateway/live/manager.py answers: a change log with
+ * positions (`<epoch>.<seq>` cursors, opaque to the client); a fresh subscribe's ack carries the
+ * cursor its snapshot is as of; live feeds carry the cursor of their change; a resume by cursor (or
+ * by time, 5 ticks early) is acked `resumed` and replayed a page at a time, folded per document, the
+ * cursor on the last frame of each page, what came meanwhile after it without a cursor; a position
+ * the log no longer holds gets `reset` with a fresh snapshot. `expire(token)` closes the sockets of
+ * its live queries with 4401; a subscribe with an expired token is refused.
+ */
+class LogServer {
+  constructor({ epoch = '18f', page = 2 } = {}) {
+    this.epoch = epoch;
+    this.page = page;
+    /** @type {Map<string, any>} */
+    this.docs = new Map();
+    this.log = [];
+    this.firstSeq = 1; // the oldest change the log still holds
+    this.clock = 1000;
+    this.down = false;
+    this.sockets = [];
+    this.subscribes = [];
+    this.expired = new Set();
+    this.afterPage = null; // (page number) => void, between replay pages
+    const server = this;
+    this.WebSocket = class {
+      constructor(url) {
+        this.url = url;
+        this.open = false;
+        this.subs = new Map();
+        server.sockets.push(this);
+        setTimeout(() => {
+          if (server.down) {
+            if (this.onclose) this.onclose({ code: 1006, reason: '' });
+            return;
+          }
+          this.open = true;
+          if (this.onopen) this.onopen();
+        }, 0);
+      }
+      send(text) { server._receive(this, JSON.parse(text)); }
+      close(code = 1000, reason = '') { server._close(this, code, reason); }
+    };
+  }
+
+  cursorOf(seq) { return `${this.epoch}.${seq.toString(16)}`; }
+
+  get position() { return this.log.length; }
+
+  /** The documents, as the client should hold them. */
+  state() { return [...this.docs.values()].sort((a, b) => a.id.localeCompare(b.id)); }
+
+  write(kind, id, doc) {
+    const before = this.docs.get(id) || null;
+    if (kind === 'delete') this.docs.delete(id);
+    else this.docs.set(id, doc);
+    const change = { seq: this.log.length + 1, id, kind, doc: kind === 'delete' ? null : doc, before, time: ++this.clock };
+    this.log.push(change);
+    for (const ws of this.sockets) {
+      if (!ws.open) continue;
+      for (const [qid, sub] of ws.subs) {
+        if (sub.syncing) sub.syncing.push(change);
+        else this._send(ws, this._frame(qid, change.kind, change, this.cursorOf(change.seq)));
+      }
+    }
+  }
+
+  /** The network fails: every socket drops, new ones are refused. */
+  cut() {
+    this.down = true;
+    for (const ws of this.sockets) if (ws.open) this._close(ws, 1006, '');
+  }
+
+  restore() { this.down = false; }
+
+  expire(token) {
+    this.expired.add(token);
+    for (const ws of this.sockets) {
+      if (ws.open && [...ws.subs.values()].some((s) => s.token === token)) {
+        this._close(ws, 4401, 'token expired: sign in again and resubscribe');
+      }
+    }
+  }
+
+  /** Subscribes received since `n` of them. */
+  subscribesSince(n) { return this.subscribes.slice(n); }
+
+  _frame(qid, type, change, cursor) {
+    const payload = type === 'delete' ? { id: change.id } : change.doc;
+    const data = { id: qid, docId: change.id, type, payload, time: change.time, group: 'todos', dbType: 'sqlite' };
+    if (cursor) data.cursor = cursor;
+    return { id: '', type: 'realtime-feed', data };
+  }
+
+  _send(ws, frame) {
+    setTimeout(() => {
+      if (ws.open) ws.onmessage({ data: JSON.stringify(frame) });
+    }, 0);
+  }
+
+  _close(ws, code, reason) {
+    ws.open = false;
+    ws.subs.clear();
+    setTimeout(() => ws.onclose && ws.onclose({ code, reason }), 0);
+  }
+
+  _receive(ws, frame) {
+    const data = frame.data;
+    const reply = (body) => this._send(ws, { id: frame.id, type: frame.type, data: body });
+    if (frame.type === 'realtime-unsubscribe') {
+      ws.subs.delete(data.id);
+      reply({ group: data.group, id: data.id, ack: true });
+      return;
+    }
+    if (frame.type !== 'realtime-subscribe') return;
+    this.subscribes.push(frame);
+    const qid = data.id;
+    ws.subs.delete(qid);
+    if (this.expired.has(data.token)) {
+      reply({ group: data.group, id: qid, ack: false, error: 'Auth: invalid or expired token', docs: null });
+      return;
+    }
+    const options = data.options || {};
+    const sub = { token: data.token, syncing: null };
+    ws.subs.set(qid, sub);
+    const ack = { group: data.group, id: qid, ack: true, error: '', docs: [], time: this.clock };
+    let start = null;
+    if (typeof options.cursor === 'string') {
+      const [epoch, seq] = options.cursor.split('.');
+      const n = parseInt(seq, 16);
+      if (epoch === this.epoch && n <= this.position && n + 1 >= this.firstSeq) start = n;
+    } else if (typeof options.resumeFrom === 'number') {
+      const from = this.log.find((c) => c.time >= options.resumeFrom - 5);
+      const n = from ? from.seq - 1 : this.position;
+      if (n + 1 >= this.firstSeq) start = n;
+    }
+    if (start !== null) {
+      reply({ ...ack, resumed: true });
+      sub.syncing = [];
+      this._replay(ws, qid, sub, start, this.position, 1);
+      return;
+    }
+    if (options.cursor !== undefined || options.resumeFrom !== undefined) ack.reset = true;
+    ack.cursor = this.cursorOf(this.position);
+    ack.docs = [...this.docs.values()].map((doc) => ({
+      id: qid, docId: doc.id, type: 'initial', payload: doc, time: this.clock, group: 'todos', dbType: 'sqlite',
+    }));
+    reply(ack);
+  }
+
+  _replay(ws, qid, sub, after, until, n) {
+    if (!ws.open || ws.subs.get(qid) !== sub) return;
+    const page = this.log.filter((c) => c.seq > after && c.seq <= until).slice(0, this.page);
+    if (page.length === 0) {
+      const meanwhile = sub.syncing;
+      sub.syncing = null;
+      for (const c of meanwhile) this._send(ws, this._frame(qid, c.kind, c, null));
+      return;
+    }
+    const folded = new Map(); // per document: its first and last change in the page
+    for (const c of page) {
+      const w = folded.get(c.id);
+      if (w) w.last = c;
+      else folded.set(c.id, { first: c, last: c });
+    }
+    const told = [];
+    for (const { first, last } of folded.values()) {
+      if (last.doc) told.push(['update', last]);
+      else if (first.before) told.push(['delete', last]);
+    }
+    told.forEach(([type, c], i) => {
+      const cursor = i === told.length - 1 ? this.cursorOf(page.at(-1).seq) : null;
+      this._send(ws, this._frame(qid, type, c, cursor));
+    });
+    setTimeout(() => {
+      if (this.afterPage) this.afterPage(n);
+      this._replay(ws, qid, sub, page.at(-1).seq, until, n + 1);
+    }, 0);
+  }
+}
+
+const b64url = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+/** A JWT-shaped token (unsigned: the fake does not check signatures, the client only reads `exp`/`id`). */
+const jwt = (claims) => `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(claims)}.sig`;
+const sorted = (docs) => [...docs].sort((a, b) => a.id.localeCompare(b.id));
+
+function follow(api, col = 'todos') {
+  const snaps = [];
+  const errors = [];
+  const sub = api.DB('sqlite').liveQuery(col).subscribe(
+    (docs, type, changed) => snaps.push({ type, changed }),
+    (error, info) => errors.push({ error, info }),
+  );
+  return { sub, snaps, errors };
+}
+
+test('resume by cursor: after a cut the client sends options.cursor and ends with exactly the server state',
+  async () => {
+    const server = new LogServer({ page: 2 });
+    globalThis.WebSocket = server.WebSocket;
+    for (const id of ['a', 'b', 'c']) server.write('insert', id, { id, n: 0 });
+    const api = new API('p', 'http://h:1');
+    const { sub, snaps, errors } = follow(api);
+    await waitFor(() => snaps.length === 1, 'the initial snapshot');
+    assert.deepEqual(sorted(sub.getSnapshot()), server.state());
+    assert.equal(sub.cursor, server.cursorOf(3), 'the ack gives the position of its snapshot');
+    server.write('update', 'a', { id: 'a', n: 1 });
+    await waitFor(() => sub.cursor === server.cursorOf(4), 'the cursor of a live feed');
+
+    server.cut();
+    await waitFor(() => !api.socket.open && server.sockets.length >= 2, 'a refused reconnect');
+    server.write('delete', 'b', null);
+    server.write('insert', 'd', { id: 'd', n: 0 });
+    server.write('update', 'c', { id: 'c', n: 5 });
+    server.write('insert', 'e', { id: 'e', n: 0 });
+    server.write('delete', 'e', null); // born and gone while away: never seen
+    server.write('update', 'd', { id: 'd', n: 2 });
+    server.write('delete', 'a', null);
+    const seen = server.subscribes.length;
+    server.afterPage = (n) => {
+      if (n === 1) server.cut(); // cut again in the middle of the replay, after its first page
+    };
+    server.restore();
+    const first = await waitFor(() => server.subscribesSince(seen)[0], 'the resubscribe');
+    assert.equal(first.data.options.cursor, server.cursorOf(4), 'the newest cursor seen');
+    assert.equal(typeof first.data.options.resumeFrom, 'number', 'a time beside it, for a server without cursors');
+    await waitFor(() => !api.socket.open, 'the second cut');
+    assert.equal(sub.cursor, server.cursorOf(6), 'the cursor of the first replay page (its last frame)');
+    server.afterPage = null;
+    server.write('insert', 'f', { id: 'f', n: 9 });
+    server.restore();
+    const again = await waitFor(() => server.subscribesSince(seen)[1], 'the second resubscribe');
+    assert.equal(again.data.options.cursor, server.cursorOf(6), 'resumes where the cut replay got to');
+    await waitFor(() => JSON.stringify(sorted(sub.getSnapshot())) === JSON.stringify(server.state()), 'caught up');
+    assert.deepEqual(sorted(sub.getSnapshot()), [{ id: 'c', n: 5 }, { id: 'd', n: 2 }, { id: 'f', n: 9 }]);
+    const deleted = snaps.filter((s) => s.type === 'delete').map((s) => s.changed.id);
+    assert.ok(deleted.includes('a') && deleted.includes('b'), `deletes made while away arrive: ${deleted}`);
+    assert.equal(snaps.filter((s) => s.type === 'initial').length, 1, 'resumed, never re-read');
+    assert.equal(sub.cursor, server.cursorOf(server.position));
+    assert.deepEqual(errors, []);
+
+    server.write('update', 'c', { id: 'c', n: 6 }); // and it is live
+    await waitFor(() => sub.getSnapshot().some((d) => d.id === 'c' && d.n === 6), 'a live change');
+    api.close();
+  });
+
+test('4410: the log lost changes; the resubscribe is a reset whose snapshot replaces the cache', async () => {
+  const server = new LogServer();
+  globalThis.WebSocket = server.WebSocket;
+  server.write('insert', 'a', { id: 'a' });
+  const api = new API('p', 'http://h:1');
+  const { sub, snaps, errors } = follow(api);
+  await waitFor(() => snaps.length === 1, 'the initial snapshot');
+  const seen = server.subscribes.length;
+  server.write('delete', 'a', null);
+  server.write('insert', 'b', { id: 'b' });
+  server.firstSeq = server.position + 1; // what the client missed is gone from the log
+  for (const ws of server.sockets) if (ws.open) server._close(ws, 4410, 'the change log no longer holds what this connection missed: resubscribe');
+  await waitFor(() => snaps.length === 2, 'the fresh snapshot');
+  assert.equal(server.subscribesSince(seen)[0].data.options.cursor, server.cursorOf(1));
+  assert.deepEqual(snaps[1], { type: 'initial', changed: {} });
+  assert.deepEqual(sub.getSnapshot(), [{ id: 'b' }]);
+  assert.equal(sub.cursor, server.cursorOf(3), 'the reset ack gives the new position');
+  assert.deepEqual(errors, []);
+  api.close();
+});
+
+test('4401: the expired token is not sent again; a new token resumes the subscription, nothing missed', async () => {
+  const server = new LogServer();
+  globalThis.WebSocket = server.WebSocket;
+  for (const id of ['a', 'b']) server.write('insert', id, { id, n: 0 });
+  const api = new API('p', 'http://h:1');
+  const short = jwt({ id: 'u1', exp: (Date.now() + 150) / 1000 });
+  api.setToken(short);
+  const states = [];
+  api.onConnectionChange((state, info) => states.push([state, info && info.code]));
+  const { sub, snaps, errors } = follow(api);
+  await waitFor(() => snaps.length === 1, 'the initial snapshot');
+  server.write('update', 'a', { id: 'a', n: 1 });
+  await waitFor(() => snaps.length === 2, 'a live change');
+  await tick(200); // the token's exp passes
+  const seen = server.subscribes.length;
+  server.expire(short);
+  await waitFor(() => errors.length === 1, 'the expiry surfaced');
+  assert.deepEqual(errors[0], {
+    error: 'token expired: sign in again and resubscribe',
+    info: { code: 4401, reason: 'token expired: sign in again and resubscribe' },
+  });
+  assert.equal(sub.waitingForToken, true);
+  assert.equal(api._queries.has(sub.id), true, 'paused, not stopped');
+  await waitFor(() => api.socket.open, 'the socket reopened');
+  assert.deepEqual(states.slice(-2), [['closed', 4401], ['open', undefined]]);
+  server.write('delete', 'b', null);
+  server.write('insert', 'c', { id: 'c', n: 0 });
+  server.write('update', 'a', { id: 'a', n: 2 });
+  api.setToken(short); // the same token again changes nothing
+  await tick(50);
+  assert.deepEqual(server.subscribesSince(seen), [], 'no resubscribe with the expired token');
+  assert.deepEqual(sorted(sub.getSnapshot()), [{ id: 'a', n: 1 }, { id: 'b', n: 0 }]);
+
+  const fresh = jwt({ id: 'u1', exp: Date.now() / 1000 + 3600 });
+  api.setToken(fresh);
+  const req = await waitFor(() => server.subscribesSince(seen)[0], 'the resubscribe');
+  assert.equal(req.data.token, fresh);
+  assert.equal(req.data.options.cursor, server.cursorOf(3));
+  await waitFor(() => JSON.stringify(sorted(sub.getSnapshot())) === JSON.stringify(server.state()), 'caught up');
+  assert.equal(sub.waitingForToken, false);
+  assert.equal(snaps.filter((s) => s.type === 'initial').length, 1, 'resumed, not re-read');
+  assert.equal(errors.length, 1);
+  server.write('insert', 'd', { id: 'd', n: 0 });
+  await waitFor(() => sub.getSnapshot().some((d) => d.id === 'd'), 'live again');
+  assert.equal(server.subscribesSince(seen).length, 1);
+  api.close();
+});
+
+test('a token that expired while away: one refused resubscribe, then a new token resumes', async () => {
+  const server = new LogServer();
+  globalThis.WebSocket = server.WebSocket;
+  server.write('insert', 'a', { id: 'a', n: 0 });
+  const api = new API('p', 'http://h:1');
+  const token = jwt({ id: 'u1', exp: Date.now() / 1000 + 3600 }); // the client's clock cannot tell
+  api.setToken(token);
+  const { sub, snaps, errors } = follow(api);
+  await waitFor(() => snaps.length === 1, 'the initial snapshot');
+  const seen = server.subscribes.length;
+  server.cut();
+  server.expired.add(token);
+  server.write('update', 'a', { id: 'a', n: 1 });
+  server.write('insert', 'b', { id: 'b', n: 0 });
+  server.restore();
+  await waitFor(() => errors.length === 1, 'the refusal surfaced');
+  assert.deepEqual(errors[0], { error: 'Auth: invalid or expired token',
+    info: { code: 4401, reason: 'Auth: invalid or expired token' } });
+  assert.equal(sub.waitingForToken, true);
+  await tick(100);
+  assert.equal(server.subscribesSince(seen).length, 1, 'no loop of refused resubscribes');
+
+  api.setToken(jwt({ id: 'u1', exp: Date.now() / 1000 + 3600, n: 2 }));
+  await waitFor(() => JSON.stringify(sorted(sub.getSnapshot())) === JSON.stringify(server.state()), 'caught up');
+  assert.equal(server.subscribesSince(seen)[1].data.options.cursor, server.cursorOf(1));
+  assert.equal(snaps.filter((s) => s.type === 'initial').length, 1);
+
+  // another user's token: no resume of what the last one could read, a fresh snapshot
+  server.expire(api.token);
+  await waitFor(() => errors.length === 2, 'the second expiry');
+  server.write('insert', 'c', { id: 'c', n: 0 });
+  api.setToken(jwt({ id: 'u2', exp: Date.now() / 1000 + 3600 }));
+  await waitFor(() => snaps.filter((s) => s.type === 'initial').length === 2, 'a fresh snapshot');
+  const last = server.subscribesSince(seen).at(-1);
+  assert.equal('cursor' in last.data.options || 'resumeFrom' in last.data.options, false);
+  assert.deepEqual(sorted(sub.getSnapshot()), server.state());
   api.close();
 });
