@@ -39,6 +39,8 @@ def map_error(exc: BaseException) -> SpaceCloudError | None:
         for needle, reason in _UNAVAILABLE:
             if needle in text:
                 return unavailable("sqlite", reason)
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return unavailable("sqlite", "the file is not an SQLite database")
     if isinstance(exc, sqlite3.Error) and "integer overflow" in text:
         return rejected("sqlite", "a number is out of range (integer overflow)")
     if isinstance(exc, sqlite3.Error) and any(needle in text for needle in _TOO_LARGE):
@@ -53,6 +55,23 @@ def map_error(exc: BaseException) -> SpaceCloudError | None:
 async def _run(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> None:
     async with db.execute(sql, tuple(params)):
         pass
+
+
+async def _wal(db: aiosqlite.Connection, tries: int = 50) -> None:
+    """Put the file in WAL mode (it stays so). Changing the journal mode fails at once, without the busy
+    handler, while another connection opens the same new file: try again for up to about 5 s."""
+    for attempt in range(tries):
+        try:
+            async with db.execute("PRAGMA journal_mode") as cur:
+                row = await cur.fetchone()
+            if row is not None and str(row[0]).lower() == "wal":
+                return
+            await _run(db, "PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc).lower() and "busy" not in str(exc).lower()) or attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.1)
 
 
 class _Conn:
@@ -113,9 +132,13 @@ class SQLiteDriver:
 
     async def _open(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path or ":memory:", isolation_level=None)
-        await _run(db, "PRAGMA busy_timeout = 5000")
-        if not self.memory:
-            await _run(db, "PRAGMA journal_mode = WAL")
+        try:
+            await _run(db, "PRAGMA busy_timeout = 5000")
+            if not self.memory:
+                await _wal(db)
+        except BaseException:
+            await db.close()  # its thread is not a daemon: left running, the process could never exit
+            raise
         return db
 
     def _folder_missing(self) -> bool:
