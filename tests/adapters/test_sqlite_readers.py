@@ -136,15 +136,19 @@ async def _no_new_threads(before: set[threading.Thread]) -> list[threading.Threa
 async def test_close_closes_every_pooled_connection(tmp_path: Path) -> None:
     before = set(threading.enumerate())
     driver = SQLiteDriver(str(tmp_path / "t.db"), readers=3)
-    gate = asyncio.Event()
+    gate, holding = asyncio.Event(), []
 
     async def hold() -> None:
         async with driver.reader() as conn:
+            holding.append(conn)
             await gate.wait()
             await conn.fetch("SELECT 1")
 
     held = [asyncio.create_task(hold()) for _ in range(3)]
-    await asyncio.sleep(0.05)
+    for _ in range(200):  # all three hold a reader at once (opening one may be slow on a busy machine)
+        if len(holding) == 3:
+            break
+        await asyncio.sleep(0.025)
     gate.set()
     await asyncio.gather(*held)
     pool = list(driver._readers)
