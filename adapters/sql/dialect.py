@@ -148,7 +148,7 @@ class Postgres(Dialect):
     def create_schemaless(self, table: str) -> str:
         return (
             f"CREATE TABLE IF NOT EXISTS {table} "
-            '("id" TEXT PRIMARY KEY, "doc" JSONB NOT NULL, "_v" BIGINT NOT NULL)'
+            '("id" TEXT PRIMARY KEY, "doc" JSONB NOT NULL, "_v" BIGINT NOT NULL DEFAULT 0)'
         )
 
 
@@ -193,7 +193,7 @@ class MySQL(Dialect):
     def create_schemaless(self, table: str) -> str:
         return (
             f"CREATE TABLE IF NOT EXISTS {table} (`id` {self.id_string_type} PRIMARY KEY, "
-            "`doc` JSON NOT NULL, `_v` BIGINT NOT NULL) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+            "`doc` JSON NOT NULL, `_v` BIGINT NOT NULL DEFAULT 0) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         )
 
 
@@ -239,7 +239,7 @@ class SQLite(Dialect):
     def create_schemaless(self, table: str) -> str:
         return (
             f"CREATE TABLE IF NOT EXISTS {table} "
-            '("id" TEXT PRIMARY KEY, "doc" TEXT NOT NULL, "_v" INTEGER NOT NULL)'
+            '("id" TEXT PRIMARY KEY, "doc" TEXT NOT NULL, "_v" INTEGER NOT NULL DEFAULT 0)'
         )
 
 

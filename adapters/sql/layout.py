@@ -197,6 +197,6 @@ def create_typed(d: Dialect, table: str, fields: dict[str, str]) -> str:
             sql_type = d.id_string_type if kind == "string" else d.column_types["integer"]
             sql_type += " PRIMARY KEY"
         cols.append(f"{d.q(name)} {sql_type}")
-    cols.append(f"{d.q(VERSION_FIELD)} BIGINT NOT NULL")
+    cols.append(f"{d.q(VERSION_FIELD)} BIGINT NOT NULL DEFAULT 0")  # 0: "not set", the capture triggers give it one
     tail = " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin" if d.name == "mysql" else ""
     return f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)}){tail}"
