@@ -218,7 +218,7 @@ HOW_TO_RUN = [
     "## How to run",
     "",
     "```",
-    "bench/run            # every part, 1-8, 3 runs of each case (~60-75 min on 2 cores)",
+    "bench/run            # every part, 1-8, 3 runs of each case (~45-60 min on 2 cores)",
     "bench/run --quick    # a smoke run: 1 short run of each case, 100,000 documents in part 6 (~10 min)",
     "bench/run --only functions,mesh --runs 5 --duration 10   # the other parts' sections are kept",
     "bench/run --parts pocketbase   # part 5: space-cloud run with no config, with indexes: [userId], PocketBase",
