@@ -1,16 +1,20 @@
-"""Password hashing is shared fairly: a flood of sign-ups never starves sign-in, one client cannot take every
-hashing slot, and failed sign-ins from one client never lock the account's owner out elsewhere."""
+"""Shared resources are shared fairly: a flood of sign-ups never starves sign-in, one client cannot take every
+hashing slot, failed sign-ins from one client never lock the account's owner out elsewhere, and one slow read
+does not hold up everyone else's reads of an SQLite database."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from common.errors import TooManyAttempts, Unauthorized
 from gateway.passwords import FailedSignIns, Passwords
+from tests.support.stack import stack
 
 
 class SlowHasher:
@@ -93,3 +97,25 @@ async def test_failed_admin_logins_from_one_client_do_not_lock_the_admin_out(nat
     with pytest.raises(TooManyAttempts):
         admin.login({"user": "root", "pass": "right-password"}, client="attacker")
     assert admin.login({"user": "root", "pass": "right-password"}, client="the-admin")["token"]
+
+
+async def test_one_slow_sqlite_read_does_not_hold_up_everyone_elses(tmp_path: Path, nats_url: str) -> None:
+    """An attacker's read that keeps SQLite busy for seconds (a wide `$or` with a sort over a large table):
+    other users' reads by id are answered while it still runs."""
+    allow = {"default": {"rules": {op: {"rule": "allow"} for op in ("create", "read", "update", "delete")}}}
+    async with stack("sqlite", tmp_path, nats_url, collections=allow) as st:
+        for b in range(5):
+            docs = [{"id": f"d{b}-{k}", "n": k, "text": uuid.uuid4().hex * 4} for k in range(5000)]
+            r = await st.http.post(st.crud("big", "create"), json={"op": "all", "doc": docs}, timeout=60)
+            assert r.status_code == 200, r.text
+        heavy = {"find": {"$or": [{"text": {"$gt": f"{k:x}"}, "n": {"$lt": k}} for k in range(300)]},
+                 "options": {"sort": {"text": 1}, "limit": 1}}
+        slow = asyncio.create_task(st.http.post(st.crud("big", "read"), json=heavy, timeout=60))
+        await asyncio.sleep(0.3)  # it has started
+        finished_while_slow_ran = []
+        for k in range(10):
+            r = await st.http.post(st.crud("big", "read"), json={"find": {"id": f"d1-{k}"}}, timeout=60)
+            assert r.status_code == 200 and r.json()["result"][0]["n"] == k, r.text
+            finished_while_slow_ran.append(not slow.done())
+        assert (await slow).status_code == 200
+        assert all(finished_while_slow_ran), finished_while_slow_ran
