@@ -53,8 +53,7 @@ def map_error(exc: BaseException) -> SpaceCloudError | None:
 
 
 async def _run(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> None:
-    async with db.execute(sql, tuple(params)):
-        pass
+    await db.execute_fetchall(sql, tuple(params))  # one hop to the connection's thread (not execute + close)
 
 
 async def _wal(db: aiosqlite.Connection, tries: int = 50) -> None:
@@ -82,8 +81,8 @@ class _Conn:
         self.db = db
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._bounded(), self.db.execute(sql, tuple(params)) as cur:
-            return [tuple(r) for r in await cur.fetchall()]
+        async with self._bounded():  # one hop to the connection's thread (not execute + fetchall + close)
+            return [tuple(r) for r in await self.db.execute_fetchall(sql, tuple(params))]
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         async with self._bounded():
@@ -126,6 +125,7 @@ class SQLiteDriver:
         self.memory = path in ("", ":memory:")
         self._writer: aiosqlite.Connection | None = None
         self._wlock = asyncio.Lock()
+        self._opening = asyncio.Lock()
         self._readers: list[aiosqlite.Connection] = []  # every open reader, opened when first needed
         self._idle: list[aiosqlite.Connection] = []
         self._free = asyncio.Semaphore(readers)
@@ -145,14 +145,18 @@ class SQLiteDriver:
         return not self.memory and not os.path.isdir(os.path.dirname(os.path.abspath(self.path)))
 
     async def connect(self) -> None:
-        if self._folder_missing():
-            # checked here: a failed aiosqlite.connect leaves its worker thread posting to the loop
-            raise unavailable("sqlite", f"the directory of {self.path!r} does not exist")
-        try:
-            if self._writer is None:
+        if self._writer is not None:
+            return
+        async with self._opening:  # requests arriving together open one writer, not one each
+            if self._writer is not None:
+                return
+            if self._folder_missing():
+                # checked here: a failed aiosqlite.connect leaves its worker thread posting to the loop
+                raise unavailable("sqlite", f"the directory of {self.path!r} does not exist")
+            try:
                 self._writer = await self._open()
-        except Exception as exc:
-            raise (map_error(exc) or unavailable("sqlite", os_reason(exc))) from exc
+            except Exception as exc:
+                raise (map_error(exc) or unavailable("sqlite", os_reason(exc))) from exc
 
     async def _take_reader(self) -> aiosqlite.Connection:
         if self._idle:
@@ -201,13 +205,16 @@ class SQLiteDriver:
             gate.release()
 
     @asynccontextmanager
-    async def _use(self, tx: bool) -> AsyncIterator[_Conn]:
+    async def _use(self, tx: bool, *, single: bool = False) -> AsyncIterator[_Conn]:
+        """`tx`: on the writer, inside BEGIN IMMEDIATE ... COMMIT. `single`: on the writer, one
+        statement in autocommit (SQLite makes it atomic by itself): one hop to the writer's thread
+        instead of three."""
         await self.connect()
         try:
             budget = deadline.statement_budget("sqlite")
         except Timeout as exc:
-            raise (deadline.rolled_back(exc) if tx else exc) from None
-        async with self._hold(tx, budget) as db:
+            raise (deadline.rolled_back(exc) if tx or single else exc) from None
+        async with self._hold(tx or single, budget) as db:
             conn = _Conn(db)
             with translated(map_error):
                 if tx:
@@ -221,8 +228,8 @@ class SQLiteDriver:
                     if tx:
                         with suppress(Exception):
                             await _run(db, "ROLLBACK")
-                        if isinstance(exc, Timeout):
-                            raise deadline.rolled_back(exc) from None
+                    if (tx or single) and isinstance(exc, Timeout):
+                        raise deadline.rolled_back(exc) from None  # an interrupted statement undoes itself
                     raise
 
     def transaction(self) -> Any:
@@ -232,7 +239,8 @@ class SQLiteDriver:
         return self._use(False)
 
     def statement(self) -> Any:
-        return self._use(True)  # the one writer connection, under its lock
+        """For one write statement (a lone insert): the writer connection, under its lock, in autocommit."""
+        return self._use(False, single=True)
 
     async def table_columns(self, conn: Any, table: str, schema: str | None = None) -> dict[str, str]:
         rows = await conn.fetch("SELECT name, type FROM pragma_table_info(?)", [table])

@@ -93,6 +93,32 @@ async def test_every_change_is_captured_with_the_document_before_whoever_writes(
             await adapter.close()
 
 
+@pytest.mark.parametrize("kind", sql_params())
+async def test_the_relay_lease_is_held_expires_and_is_given_up(kind: str, tmp_path: Path) -> None:
+    async with sql_database(kind, tmp_path) as (conn, project):
+        adapter = await captured_adapter(kind, conn, project)
+        capture = adapter.capture
+        assert isinstance(capture, SqlCapture)
+        try:
+            await adapter.create("todos", [{"id": "a"}])
+            await adapter.create("todos", [{"id": "b"}])
+            held = await capture.claim("one", ttl_ms=60_000, limit=1)
+            assert held is not None and [r.id for r in held] == ["a"]  # oldest first, at most `limit`
+            assert await capture.claim("two", ttl_ms=60_000, limit=10) is None
+            again = await capture.claim("one", ttl_ms=60_000, limit=10)  # the holder renews it
+            assert again is not None and [r.id for r in again] == ["a", "b"]
+            await capture.trim("one", held, release=False)
+            assert await capture.claim("two", ttl_ms=60_000, limit=10) is None  # trimmed, still held
+            await capture.trim("one", [], release=True)
+            taken = await capture.claim("two", ttl_ms=1, limit=10)
+            assert taken is not None and [r.id for r in taken] == ["b"]
+            await asyncio.sleep(0.05)  # the 1 ms lease has run out: anyone may take it
+            late = await capture.claim("one", ttl_ms=60_000, limit=10)
+            assert late is not None and [r.id for r in late] == ["b"]
+        finally:
+            await adapter.close()
+
+
 def _versions() -> Any:
     from adapters.base import ReadOptions
 
