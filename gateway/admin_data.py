@@ -35,6 +35,7 @@ from gateway.config import DB_TYPES, USER_FIELDS, USERS, ConfigError, DbConfig, 
 from gateway.http import Request
 from gateway.security import redact
 from mesh import subjects
+from mesh.connect import settle
 from mesh.messages import ChangeEvent, DbRequest
 
 log = logging.getLogger("space_cloud.admin")
@@ -299,7 +300,7 @@ class ChangeStream:
         sub = await self.nc.subscribe(self.subject, cb=self._on_message)
         gone = asyncio.create_task(_disconnected(request))
         try:
-            await self.nc.flush()
+            await settle(self.nc)  # subscribed before the stream says it is open
             send = request.send
             await send({"type": "http.response.start", "status": 200, "headers": [
                 (b"content-type", b"application/x-ndjson"), (b"cache-control", b"no-store"),

@@ -21,7 +21,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from . import natsjwt, roles, subjects
-from .connect import NatsTarget, connect, disconnect
+from .connect import NatsTarget, connect, disconnect, settle
 
 log = logging.getLogger("space_cloud.auth")
 
@@ -45,7 +45,7 @@ class AuthCallout:
             return
         self._nc = await connect(self._target, name="space-cloud-auth")
         await self._nc.subscribe(roles.AUTH_CALLOUT_SUBJECT, cb=self._on_request)
-        await self._nc.flush()
+        await settle(self._nc)  # the server has it before anyone else connects
 
     async def stop(self) -> None:
         nc, self._nc = self._nc, None

@@ -84,6 +84,16 @@ def as_target(target: str | NatsTarget) -> NatsTarget:
     return target if isinstance(target, NatsTarget) else NatsTarget(target)
 
 
+async def settle(nc: Client) -> None:
+    """Return once the server has every command sent on `nc` so far, subscriptions included (so anyone's
+    next publish finds them). One `flush()` is not enough: nats-py writes its PING straight to the
+    socket, ahead of commands still queued for its flusher task (a `subscribe()` just made), so the PONG
+    can come back before the server has seen the SUB. The flusher runs while the first PING is out;
+    the second goes after what it wrote."""
+    await nc.flush()
+    await nc.flush()
+
+
 async def disconnect(nc: Client | None) -> None:
     """Drain (pending publishes go out, subscriptions finish), or close if draining fails."""
     if nc is None or nc.is_closed:

@@ -50,6 +50,7 @@ from common.errors import ServiceUnavailable, SpaceCloudError, Timeout
 
 from . import subjects
 from .codec import pack
+from .connect import settle
 from .context import DEADLINE, REQUEST_ID
 from .limits import Bulkhead
 from .messages import (
@@ -201,9 +202,9 @@ class MicroService:
         for ep in self._endpoints:
             ep.sub = await self._nc.subscribe(ep.subject, queue=self._queue, cb=self._dispatcher(ep),
                                               pending_msgs_limit=-1)
-        # The subscriptions are only queued on this connection: a round trip makes sure the server has
-        # them, so a call made by anyone once start() returned finds this instance.
-        await self._nc.flush()
+        # The subscriptions are only queued on this connection: make sure the server has them, so a call
+        # made by anyone once start() returned finds this instance.
+        await settle(self._nc)
 
     def _dispatcher(self, ep: _Endpoint) -> Callable[[Msg], Awaitable[None]]:
         # nats-py delivers one subscription's messages one after another: never wait in here.

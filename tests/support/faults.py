@@ -1,10 +1,11 @@
 """Network faults for tests, on 127.0.0.1: a server that accepts and never answers, and a TCP proxy
-that can stall (stop forwarding, connections left open) and resume."""
+that can stall (stop forwarding, connections left open) and resume, or hold some bytes back."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Self
 
 
 class HangingListener:
@@ -59,7 +60,7 @@ class StallProxy:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def __aenter__(self) -> StallProxy:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         return self
 
@@ -93,7 +94,7 @@ class StallProxy:
             return
         self._links.update((writer, up_writer))
         try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            await asyncio.gather(self._upstream(reader, up_writer), self._pipe(up_reader, writer))
         finally:
             self._links.difference_update((writer, up_writer))
             writer.transport.abort()
@@ -103,6 +104,36 @@ class StallProxy:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
                 await self._flowing.wait()
+                writer.write(data)
+                await writer.drain()
+        with contextlib.suppress(OSError):
+            writer.close()
+
+    async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Client to server."""
+        await self._pipe(reader, writer)
+
+
+class LaggingProxy(StallProxy):
+    """Forwards to (host, port), in order, but holds client-to-server bytes from each occurrence of
+    `marker` for `delay` seconds (what comes before it goes at once; nothing overtakes): a network
+    where some commands are slow to arrive, e.g. NATS `SUB`s."""
+
+    def __init__(self, host: str, port: int, *, marker: bytes, delay: float) -> None:
+        super().__init__(host, port)
+        self.marker, self.delay = marker, delay
+        self.held = 0
+
+    async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(65536):
+                at = data.find(self.marker)
+                if at >= 0:
+                    writer.write(data[:at])
+                    await writer.drain()
+                    self.held += 1
+                    await asyncio.sleep(self.delay)
+                    data = data[at:]
                 writer.write(data)
                 await writer.drain()
         with contextlib.suppress(OSError):
