@@ -244,7 +244,9 @@ CATEGORIES: list[tuple[str, str, str]] = [
     # (regular expression on the function, on its file, category) for a sample's innermost frame: first match wins
     (r"^(Runner\.run|.*run_forever|.*run_until_complete)$", r"asyncio/(runners|base_events)\.py",
      "uvloop's C code (socket reads and writes, polling, callbacks)"),
-    (r"^_connection_worker_thread$", r"aiosqlite", "sqlite3 running the statement (aiosqlite's thread)"),
+    # what runs on aiosqlite's thread: its loop, and the helpers it runs there (a statement and its fetch)
+    (r"^(_connection_worker_thread|Connection\._execute_fetchall)$", r"aiosqlite",
+     "sqlite3 running the statement (aiosqlite's thread)"),
     (r"", r"aiosqlite", "aiosqlite: handing each call to its thread and back"),
     (r"", r"(^|/)nats/", "nats-py client (the gateway → worker hop)"),
     (r"", r"asyncio/streams\.py", "asyncio streams (nats-py's socket writes)"),
