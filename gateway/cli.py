@@ -132,6 +132,13 @@ def _changelog(config: Config, env: Mapping[str, str]) -> ChangeLogOptions:
                             exit_after_commits=int(exit_after) if exit_after.isdigit() else None)
 
 
+def _worker_process(asked: bool | None) -> bool:
+    """`--worker-process` as given, else on when this process may run on more than one core."""
+    if asked is not None:
+        return asked
+    return len(os.sched_getaffinity(0)) > 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) > 1
+
+
 def _worker_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"alias_concurrency": args.db_concurrency, "alias_queue": args.db_queue,
             "connect_timeout": args.db_connect_timeout}
@@ -161,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE", help="Space Cloud-shaped YAML or JSON config")
     run.add_argument("--dev", action="store_true", help="relax admin/config-API auth (never in production)")
     run.add_argument("--no-worker", action="store_true", help="do not run a db worker in this process")
+    run.add_argument("--worker-process", action=argparse.BooleanOptionalAction, default=None,
+                     help="the db worker in a process of its own, beside the gateway (default: on when the machine "
+                          "has more than one core; --no-worker-process keeps it in the gateway's process)")
     run.add_argument("--processes", type=int, default=1, metavar="N",
                      help="gateway processes sharing the HTTP/WebSocket port (SO_REUSEPORT), for fan-out on more "
                      "than one core (default 1; see docs/realtime.md)")
@@ -223,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.runner import RunOptions, serve
 
         opts = RunOptions(host=args.host, port=args.port, nats_url=args.nats, nats_listen=args.nats_listen,
-                          worker=not args.no_worker, dev=args.dev, log_level=args.log_level,
+                          worker=not args.no_worker, worker_process=_worker_process(args.worker_process),
+                          dev=args.dev, log_level=args.log_level,
                           state_home=os.environ.get("SPACE_CLOUD_HOME"), proxy_headers=args.proxy_headers,
                           ws_compression=args.ws_compression, nats_auth=_nats_auth(args, os.environ),
                           grpc_port=None if args.no_grpc else DEFAULT_GRPC_PORT if args.grpc_port is None

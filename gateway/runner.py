@@ -15,6 +15,7 @@ from gateway.app import Gateway, build_app
 from gateway.config import Config
 from gateway.serving import RunOptions, uvicorn_config
 from gateway.serving import Server as _Server
+from gateway.workerproc import WorkerProcess
 from mesh import devstate, roles
 from mesh.busauth import BusAuth
 from mesh.callout import AuthCallout
@@ -23,6 +24,7 @@ from mesh.natsd import EmbeddedNats
 
 if TYPE_CHECKING:
     from gateway.grpc.server import GrpcServer
+    from worker import DbWorker
 
 __all__ = ["RunOptions", "_Server", "serve"]
 
@@ -40,20 +42,26 @@ async def serve(config: Config, opts: RunOptions) -> None:
     config.gateway = config.gateway.merged(**opts.settings)
     bus = _Bus(opts)
     nats_url = await bus.start(project=next(iter(config.projects)), gateway_port=opts.port)
-    worker = None
+    worker: DbWorker | WorkerProcess | None = None
     try:
         if opts.worker:
             from worker import DbWorker
             from worker.changelog import ChangeLogOptions
 
-            worker = DbWorker(bus.worker_target, databases=config.databases(), **opts.worker_options,
-                              changelog=ChangeLogOptions(log=config.gateway.change_log()))
+            changelog = ChangeLogOptions(log=config.gateway.change_log())
+            if opts.worker_process:
+                worker = WorkerProcess(bus.worker_target, config.databases(), options=opts.worker_options,
+                                       changelog=changelog, log_args=opts.log_args)
+            else:
+                worker = DbWorker(bus.worker_target, databases=config.databases(), **opts.worker_options,
+                                  changelog=changelog)
             await worker.start()
         gw = Gateway(config, nats_url=bus.gateway_target, dev=opts.dev)
         if worker is not None:
-            in_process = worker
-            gw.core.metrics.registry.include(worker.metrics.registry)  # one /metrics for the process
-            gw.core.config_listeners.append(lambda cfg: in_process.update(cfg.databases()))
+            running = worker
+            # one /metrics for the gateway and its worker
+            gw.core.metrics.registry.include(worker if isinstance(worker, WorkerProcess) else worker.metrics.registry)
+            gw.core.config_listeners.append(lambda cfg: running.update(cfg.databases()))
         if opts.dev:
             log.warning("--dev: the config API and Mission Control need no admin login; never use this in production")
         server = _Server(uvicorn_config(build_app(gw), config, opts))

@@ -23,6 +23,8 @@ class RunOptions:
     """Credentials and TLS for `nats_url` (its own `url` is not used)."""
     nats_listen: str = "127.0.0.1"
     worker: bool = True
+    worker_process: bool = False
+    """The db worker in a process of its own (`--worker-process`; the CLI's default with 2+ cores)."""
     dev: bool = False
     log_level: str = "info"
     state_home: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -127,13 +128,19 @@ class Histogram(_Family):
         return family
 
 
+class Collects(Protocol):
+    """Anything with prometheus_client's `collect()`."""
+
+    def collect(self) -> Iterable[Metric]: ...
+
+
 class Registry:
     """The metric families of one process (a `prometheus_client` collector); `include` merges another
     registry (the db worker's, when it runs inside the gateway process)."""
 
     def __init__(self) -> None:
         self.families: list[_Family] = []
-        self.included: list[Registry] = []
+        self.included: list[Collects] = []
 
     def add(self, family: _Family) -> None:
         if any(f.name == family.name for f in self.families):
@@ -157,7 +164,8 @@ class Registry:
         self.add(family)
         return family
 
-    def include(self, other: Registry) -> None:
+    def include(self, other: Collects) -> None:
+        """Serve `other`'s metrics too (another registry, or a collector such as a worker process's)."""
         if other is not self and other not in self.included:
             self.included.append(other)
 

@@ -1,0 +1,186 @@
+"""`space-cloud run --worker-process` (the default with more than one core): the db worker in a process of
+its own, which takes config changes, is part of `/metrics`, comes back when killed and ends with the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.gateway.test_cli_run import cli, home  # noqa: F401 (home is a fixture)
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find processes")
+
+CRUD = "/v1/api/myproject/crud"
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _holds(pid: int, name: str) -> bool:
+    """Whether process `pid` has a file called `name` open."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd).endswith("/" + name):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def _up(http: httpx.AsyncClient) -> None:
+    for _ in range(400):
+        try:
+            if (await http.get("/v1/api/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("gateway did not come up")
+
+
+async def _worker_pid(server: int, db: str = "space-cloud.db") -> int:
+    """The child of the server that has the SQLite file open (the worker process)."""
+    for _ in range(100):
+        holders = [p for p in _children(server) if _holds(p, db)]
+        if holders:
+            return holders[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no child of the server has {db} open")
+
+
+async def _stop(proc: subprocess.Popen[str]) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    out, _ = await asyncio.get_running_loop().run_in_executor(None, lambda: proc.communicate(timeout=30))
+    return out
+
+
+async def test_the_worker_process_serves_the_database_takes_config_changes_and_reports_metrics(
+        tmp_path: Path, home: dict[str, str]) -> None:  # noqa: F811
+    port = free_port()
+    proc = cli("run", "--dev", "--worker-process", "--no-grpc", "--port", str(port), cwd=tmp_path, env=home)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            await _up(http)
+            r = await http.post(f"{CRUD}/sqlite/notes/create", json={"op": "one", "doc": {"id": "n1"}})
+            assert r.status_code == 200, r.text
+            worker = await _worker_pid(proc.pid)
+            assert worker != proc.pid and not _holds(proc.pid, "space-cloud.db")  # only the worker opens it
+            metrics = (await http.get("/metrics")).text
+            assert 'sc_db_operations_total{alias="sqlite",op="create",outcome="ok",project="myproject"} 1.0' in metrics
+            assert "sc_http_requests_total" in metrics  # the gateway's own beside the worker's
+
+            # a database added through the config API reaches the worker in its process
+            second = tmp_path / "second.db"
+            r = await http.put("/v1/api/config/projects/myproject/databases/second",
+                               json={"type": "sqlite", "conn": str(second)})
+            assert r.status_code == 200, r.text
+            for op in ("create", "read"):  # a new database allows nothing until its rules say so
+                r = await http.put(f"/v1/api/config/projects/myproject/rules/crud/second/things/{op}",
+                                   json={"rule": {"rule": "allow"}})
+                assert r.status_code == 200, r.text
+            r = await http.post(f"{CRUD}/second/things/create", json={"op": "one", "doc": {"id": "t1"}})
+            assert r.status_code == 200, r.text
+            assert _holds(worker, "second.db")
+            r = await http.post(f"{CRUD}/second/things/read", json={"op": "all", "find": {}})
+            assert r.json() == {"result": [{"id": "t1"}]}
+    finally:
+        out = await _stop(proc)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+
+
+async def test_a_killed_worker_process_comes_back_and_keeps_every_acknowledged_write(
+        tmp_path: Path, home: dict[str, str]) -> None:  # noqa: F811
+    port = free_port()
+    # a request NATS hands to the killed worker before it notices is answered 504 at the db timeout
+    proc = cli("run", "--worker-process", "--no-grpc", "--db-timeout", "2", "--port", str(port), cwd=tmp_path,
+               env=home)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            await _up(http)
+            acked = []
+            for n in range(20):
+                r = await http.post(f"{CRUD}/sqlite/notes/create", json={"op": "one", "doc": {"id": f"n{n}"}})
+                assert r.status_code == 200, r.text
+                acked.append(f"n{n}")
+            first = await _worker_pid(proc.pid)
+            os.kill(first, signal.SIGKILL)
+            refused = 0
+            for _ in range(300):  # until the new worker answers (every refusal is a clear 5xx, never a hang)
+                r = await http.post(f"{CRUD}/sqlite/notes/create", json={"op": "one", "doc": {"id": "after"}})
+                if r.status_code == 200:
+                    break
+                assert r.status_code in (503, 504), r.text
+                refused += 1
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the worker process did not come back")
+            second = await _worker_pid(proc.pid)
+            assert second != first and not _alive(first)
+            r = await http.post(f"{CRUD}/sqlite/notes/read", json={"op": "all", "find": {}})
+            assert sorted(d["id"] for d in r.json()["result"]) == sorted([*acked, "after"])
+    finally:
+        out = await _stop(proc)
+    assert proc.returncode == 0, out
+    assert "starting it again" in out
+
+
+async def test_the_worker_process_ends_when_the_gateway_is_killed(tmp_path: Path, home: dict[str, str]) -> None:  # noqa: F811
+    port = free_port()
+    proc = cli("run", "--worker-process", "--no-grpc", "--port", str(port), cwd=tmp_path, env=home)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            await _up(http)
+            r = await http.post(f"{CRUD}/sqlite/notes/create", json={"op": "one", "doc": {"id": "n1"}})
+            assert r.status_code == 200, r.text
+        worker = await _worker_pid(proc.pid)
+        proc.kill()
+        for _ in range(100):
+            if not _alive(worker):
+                break
+            await asyncio.sleep(0.1)
+        assert not _alive(worker), "a worker process left behind would hold the database"
+    finally:
+        await _stop(proc)
+
+
+async def test_no_worker_process_keeps_the_worker_in_the_gateway(tmp_path: Path, home: dict[str, str]) -> None:  # noqa: F811
+    port = free_port()
+    proc = cli("run", "--no-worker-process", "--no-grpc", "--port", str(port), cwd=tmp_path, env=home)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            await _up(http)
+            r = await http.post(f"{CRUD}/sqlite/notes/create", json={"op": "one", "doc": {"id": "n1"}})
+            assert r.status_code == 200, r.text
+        assert _holds(proc.pid, "space-cloud.db")
+        assert not any(_holds(p, "space-cloud.db") for p in _children(proc.pid))
+    finally:
+        out = await _stop(proc)
+    assert proc.returncode == 0, out
