@@ -116,6 +116,8 @@ class System:
                     name = Path(f"/proc/{p}/comm").read_text().strip()
                 except OSError:
                     continue
+                if name.startswith("python"):  # the child `space-cloud run` spawns: the db worker process
+                    name = "db worker"
             out[name] = out.get(name, 0.0) + proc_cpu_seconds(p)
         return out
 

@@ -546,9 +546,9 @@ def report(ctx: Context, series: Series, prof: dict[str, Any], sc: System, pb: S
         *md_table(["operation", SC + " (no config)", SCI, "PocketBase", "ratio, + index", "ratio, no config",
                    "goal"], rows),
         "",
-        "Detail (server CPU per request: ours is the space-cloud process (gateway + db worker) plus the "
-        "nats-server it started, PocketBase its one process; server cores = CPU seconds per second of the run, "
-        "out of 2):",
+        "Detail (server CPU per request: ours is the space-cloud process (the gateway), the nats-server it "
+        "started and its db worker process, PocketBase its one process; server cores = CPU seconds per second "
+        "of the run, out of 2):",
         "",
         *md_table(["operation", "system", "req/s", "vs PocketBase", "p50", "p99", "server CPU / req",
                    "server cores", "errors"], detail),
