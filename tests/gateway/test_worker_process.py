@@ -74,6 +74,14 @@ async def _worker_pid(server: int, db: str = "space-cloud.db") -> int:
     raise AssertionError(f"no child of the server has {db} open")
 
 
+async def _write_a_note(port: int) -> None:
+    """Once the server is up, one create (so the worker opens the database file)."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        await _up(http)
+        r = await http.post(f"{CRUD}/sqlite/notes/create", json={"op": "one", "doc": {"id": "n1"}})
+        assert r.status_code == 200, r.text
+
+
 async def _stop(proc: subprocess.Popen[str]) -> str:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -156,10 +164,7 @@ async def test_the_worker_process_ends_when_the_gateway_is_killed(tmp_path: Path
     port = free_port()
     proc = cli("run", "--worker-process", "--no-grpc", "--port", str(port), cwd=tmp_path, env=home)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            await _up(http)
-            r = await http.post(f"{CRUD}/sqlite/notes/create", json={"op": "one", "doc": {"id": "n1"}})
-            assert r.status_code == 200, r.text
+        await _write_a_note(port)
         worker = await _worker_pid(proc.pid)
         proc.kill()
         for _ in range(100):
@@ -175,10 +180,7 @@ async def test_no_worker_process_keeps_the_worker_in_the_gateway(tmp_path: Path,
     port = free_port()
     proc = cli("run", "--no-worker-process", "--no-grpc", "--port", str(port), cwd=tmp_path, env=home)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            await _up(http)
-            r = await http.post(f"{CRUD}/sqlite/notes/create", json={"op": "one", "doc": {"id": "n1"}})
-            assert r.status_code == 200, r.text
+        await _write_a_note(port)
         assert _holds(proc.pid, "space-cloud.db")
         assert not any(_holds(p, "space-cloud.db") for p in _children(proc.pid))
     finally:
