@@ -10,8 +10,10 @@ credentials: nothing else changes). The parent keeps what the in-process worker 
 - the worker ends with the gateway (SIGTERM after the gateway has drained; and by itself, within a
   second, when the gateway dies without a word), and a worker that dies is started again.
 
-The child ignores SIGINT: a Ctrl-C reaches the whole process group, and the worker must keep answering
-while the gateway finishes its in-flight requests.
+The child ignores SIGINT and SIGTERM: a Ctrl-C reaches the whole process group, and so may a service
+manager's SIGTERM (systemd's default sends it to every process of the unit), while the worker must keep
+answering until the gateway has finished its in-flight requests. It stops when the gateway closes the
+pipe (or dies); SIGKILL still ends it at once.
 """
 
 from __future__ import annotations
@@ -88,10 +90,10 @@ class WorkerProcess:
         except (EOFError, OSError):
             kind, detail = "error", f"it exited with status {proc.exitcode}"
         except ServiceUnavailable:
-            _end(proc)
+            _end(proc, 2.0)
             raise
         if kind != "ready":
-            _end(proc)
+            _end(proc, 2.0)
             parent_end.close()
             raise ServiceUnavailable(f"the db worker process could not start: {detail}")
         with self._lock:
@@ -148,7 +150,7 @@ class WorkerProcess:
         yield from text_string_to_metric_families(text.decode())
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (the worker finishes what it is doing), then, after `timeout`, SIGKILL."""
+        """Close the pipe (the worker finishes what it is doing and exits), then, after `timeout`, SIGKILL."""
         self._stopping = True
         if self._watch is not None:
             self._watch.cancel()
@@ -156,16 +158,14 @@ class WorkerProcess:
                 await self._watch
         with self._lock:
             proc, pipe, self._proc, self._pipe = self._proc, self._pipe, None, None
+        if pipe is not None:
+            pipe.close()  # the worker's signal to stop
         if proc is not None:
             await asyncio.get_running_loop().run_in_executor(None, _end, proc, timeout)
-        if pipe is not None:
-            pipe.close()
 
 
 def _end(proc: BaseProcess, timeout: float = 10.0) -> None:
-    if proc.is_alive() and proc.pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
+    """Wait up to `timeout` for the child to exit (its pipe closed), then SIGKILL it."""
     proc.join(timeout)
     if proc.is_alive():
         proc.kill()
@@ -180,7 +180,8 @@ def _child(pipe: Connection, target: NatsTarget, databases: list[DatabaseSpec], 
     from mesh import logs
     from mesh.loop import run as run_main
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when the worker stops
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the gateway decides when the worker stops: it closes the pipe
+        signal.signal(sig, signal.SIG_IGN)
     logs.configure(*log_args)
     run_main(_serve(pipe, target, databases, options, changelog, parent))
 
@@ -191,7 +192,6 @@ async def _serve(pipe: Connection, target: NatsTarget, databases: list[DatabaseS
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
     worker = DbWorker(target, databases=databases, **options, changelog=changelog)
     try:
         await worker.start()

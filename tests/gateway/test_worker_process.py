@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,12 @@ async def _worker_pid(server: int, db: str = "space-cloud.db") -> int:
             return holders[0]
         await asyncio.sleep(0.05)
     raise AssertionError(f"no child of the server has {db} open")
+
+
+def _in_a_session_of_its_own(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`space-cloud ...` as its own process group (so a test can signal the whole group)."""
+    return subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 async def _write_a_note(port: int) -> None:
@@ -186,3 +193,26 @@ async def test_no_worker_process_keeps_the_worker_in_the_gateway(tmp_path: Path,
     finally:
         out = await _stop(proc)
     assert proc.returncode == 0, out
+
+
+async def test_a_sigterm_to_the_whole_group_stops_the_worker_only_after_the_gateway(tmp_path: Path,
+                                                                                   home: dict[str, str]) -> None:  # noqa: F811
+    """A service manager may signal every process of the server at once (systemd's default): the worker
+    must not stop first, while the gateway still finishes its requests."""
+    port = free_port()
+    proc = _in_a_session_of_its_own("run", "--worker-process", "--no-grpc", "--port", str(port), cwd=tmp_path,
+                                    env=home)
+    try:
+        await _write_a_note(port)
+        worker = await _worker_pid(proc.pid)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out = await _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    lines = out.splitlines()
+    gateway_done = next(n for n, line in enumerate(lines) if "Finished server process" in line)
+    worker_done = next(n for n, line in enumerate(lines) if "db worker process stopped" in line)
+    assert worker_done > gateway_done, out
+    assert not _alive(worker)
