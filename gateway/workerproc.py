@@ -45,8 +45,9 @@ log = logging.getLogger("space_cloud")
 
 START_TIMEOUT = 60.0
 """Seconds a starting worker process has to say it is ready (importing and connecting)."""
-ASK_TIMEOUT = 5.0
-"""Seconds the gateway waits for the worker's answer over the pipe (an update, its metrics)."""
+ASK_TIMEOUT = 2.0
+"""Seconds the gateway waits for the worker's answer over the pipe (an update, its metrics). The
+gateway's event loop waits with it: kept short."""
 
 
 class WorkerProcess:
@@ -62,6 +63,7 @@ class WorkerProcess:
         self._proc: BaseProcess | None = None
         self._pipe: Connection | None = None
         self._lock = threading.Lock()  # one question at a time on the pipe (loop thread and executor)
+        self._asked = 0  # questions are numbered: a late answer to one given up on is told apart
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
         self.restarts = 0
@@ -121,11 +123,16 @@ class WorkerProcess:
             pipe = self._pipe
             if pipe is None:
                 raise ServiceUnavailable("the db worker process is not running")
+            self._asked += 1
+            number, until = self._asked, time.monotonic() + ASK_TIMEOUT
             try:
-                pipe.send(message)
-                if not pipe.poll(ASK_TIMEOUT):
-                    raise ServiceUnavailable("the db worker process did not answer")
-                kind, detail = pipe.recv()
+                pipe.send((number, *message))
+                while True:
+                    if not pipe.poll(max(0.0, until - time.monotonic())):
+                        raise ServiceUnavailable("the db worker process did not answer")
+                    answered, kind, detail = pipe.recv()
+                    if answered == number:
+                        break  # older answers belong to questions that timed out
             except (EOFError, OSError, BrokenPipeError):
                 raise ServiceUnavailable("the db worker process is not running") from None
         if kind != "ok":
@@ -204,7 +211,7 @@ async def _serve(pipe: Connection, target: NatsTarget, databases: list[DatabaseS
 
     def on_message() -> None:
         try:
-            kind, *rest = pipe.recv()
+            number, kind, *rest = pipe.recv()
         except (EOFError, OSError):  # the gateway is gone
             loop.remove_reader(pipe.fileno())
             stop.set()
@@ -212,11 +219,11 @@ async def _serve(pipe: Connection, target: NatsTarget, databases: list[DatabaseS
         try:
             if kind == "update":
                 worker.update(rest[0])
-                pipe.send(("ok", None))
+                pipe.send((number, "ok", None))
             elif kind == "metrics":
-                pipe.send(("ok", worker.metrics.registry.render()))
+                pipe.send((number, "ok", worker.metrics.registry.render()))
             else:
-                pipe.send(("error", f"unknown message {kind!r}"))
+                pipe.send((number, "error", f"unknown message {kind!r}"))
         except OSError:
             stop.set()
 

@@ -136,7 +136,7 @@ class Collects(Protocol):
 
 class Registry:
     """The metric families of one process (a `prometheus_client` collector); `include` merges another
-    registry (the db worker's, when it runs inside the gateway process)."""
+    collector (the db worker's registry in the gateway's process, or its worker process)."""
 
     def __init__(self) -> None:
         self.families: list[_Family] = []

@@ -216,3 +216,38 @@ async def test_a_sigterm_to_the_whole_group_stops_the_worker_only_after_the_gate
     worker_done = next(n for n, line in enumerate(lines) if "db worker process stopped" in line)
     assert worker_done > gateway_done, out
     assert not _alive(worker)
+
+
+def test_an_answer_that_comes_after_its_question_timed_out_is_not_taken_for_the_next_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway gives up on a slow answer (its event loop waits meanwhile); that answer, when it comes,
+    must not be read as the answer to the next question (metrics read as an update's reply, or the reverse)."""
+    import multiprocessing
+    import threading
+
+    from common.errors import ServiceUnavailable
+    from gateway import workerproc
+    from mesh.connect import NatsTarget
+    from worker.changelog import ChangeLogOptions
+
+    monkeypatch.setattr(workerproc, "ASK_TIMEOUT", 0.2)
+    parent, child = multiprocessing.Pipe()
+    wp = workerproc.WorkerProcess(NatsTarget(""), [], options={}, changelog=ChangeLogOptions(),
+                                  log_args=("info", "text"))
+    wp._pipe = parent
+
+    def slow_worker() -> None:
+        number, _ = child.recv()
+        threading.Event().wait(0.5)  # past the gateway's patience
+        child.send((number, "ok", b"# late\n"))
+        number, _ = child.recv()
+        child.send((number, "ok", b'sc_db_connected{alias="a",project="p"} 1.0\n'))
+
+    t = threading.Thread(target=slow_worker)
+    t.start()
+    with pytest.raises(ServiceUnavailable, match="did not answer"):
+        wp._ask(("metrics",))
+    threading.Event().wait(0.5)  # the late answer is in the pipe now
+    families = list(wp.collect())
+    t.join(5)
+    assert [s.name for f in families for s in f.samples] == ["sc_db_connected"]
